@@ -1,0 +1,31 @@
+import { HttpException, HttpStatus } from '@nestjs/common';
+
+/** The body every deletion error renders when it reaches a Nest controller. */
+export interface DeletionErrorBody {
+  statusCode: number;
+  error: string;
+  code: string;
+  message: string;
+  [detail: string]: unknown;
+}
+
+/**
+ * Base of every error this module throws. Each carries a stable `code` and the entity, relation or
+ * id involved. Being an `HttpException`, it reaches HTTP clients with the right status (409 for a
+ * refused deletion, 404 for a missing target) and a JSON body, with no exception filter to install.
+ */
+export abstract class DeletionError extends HttpException {
+  abstract readonly code: string;
+
+  protected constructor(code: string, message: string, status: HttpStatus, details: Record<string, unknown> = {}) {
+    super(
+      { statusCode: status, error: HttpStatus[status] ?? 'Error', code, message, ...details } satisfies DeletionErrorBody,
+      status,
+    );
+    this.name = new.target.name;
+  }
+
+  override getResponse(): DeletionErrorBody {
+    return super.getResponse() as DeletionErrorBody;
+  }
+}

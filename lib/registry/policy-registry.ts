@@ -1,0 +1,58 @@
+import type { EntityMetadata } from '@mikro-orm/core';
+import type { PolicyName } from '../policies/policy-names.js';
+
+/** One relation's policy, resolved against MikroORM's metadata at bootstrap. */
+export interface RelationPolicy {
+  /** The parent entity's class name and the relation property that carries the policy. */
+  readonly entity: string;
+  readonly relation: string;
+  readonly policy: PolicyName;
+  readonly batchSize: number;
+  readonly kind: '1:m' | '1:1' | 'm:n';
+  readonly parentMeta: EntityMetadata;
+  readonly childMeta: EntityMetadata;
+  /** The child's many-to-one (or owning one-to-one) property that points back at the parent. */
+  readonly childProperty: string;
+}
+
+/** All declared policies of one entity. */
+export interface EntityPolicy {
+  readonly meta: EntityMetadata;
+  readonly relations: readonly RelationPolicy[];
+  /** Tombstone property: the request marks the parent instead of deleting it (DESIGN 2.2). */
+  readonly tombstone?: string;
+}
+
+/**
+ * The resolved, frozen set of deletion policies, keyed by entity. Entities without a declared
+ * policy are absent, and the module leaves them to MikroORM's own behaviour.
+ */
+export class PolicyRegistry {
+  private readonly byClass = new Map<unknown, EntityPolicy>();
+
+  constructor(policies: readonly EntityPolicy[]) {
+    for (const policy of policies) {
+      this.byClass.set(policy.meta.class, Object.freeze(policy));
+    }
+    Object.freeze(this);
+  }
+
+  /** The policy of the entity described by `meta` (or of its inheritance root), if any. */
+  forMeta(meta: EntityMetadata): EntityPolicy | undefined {
+    return this.byClass.get(meta.class) ?? this.byClass.get(meta.root.class);
+  }
+
+  /** Whether `meta`'s entity has any declared policy. */
+  has(meta: EntityMetadata): boolean {
+    return this.forMeta(meta) !== undefined;
+  }
+
+  /** The entity classes that carry policies: what the deletion subscriber listens to. */
+  entityClasses(): unknown[] {
+    return [...this.byClass.keys()];
+  }
+
+  all(): readonly EntityPolicy[] {
+    return [...this.byClass.values()];
+  }
+}

@@ -1,0 +1,190 @@
+import { ReferenceKind, type EntityMetadata, type EntityProperty, type MetadataStorage } from '@mikro-orm/core';
+import { DeletionConfigurationError } from '../errors/deletion-configuration.error.js';
+import type { EntityPolicyOptions, RelationPolicyInput } from '../interfaces/policy-options.interface.js';
+import type { PolicyDefinition } from '../policies/define-policy.js';
+import { NULLIFYING_POLICIES, POLICY_NAMES, isPolicyName, type PolicyName } from '../policies/policy-names.js';
+import { PolicyRegistry, type EntityPolicy, type RelationPolicy } from './policy-registry.js';
+
+/** Where a declaration came from, for error messages. */
+type Source = 'definePolicy()' | '@Dependent()';
+
+interface Declaration {
+  source: Source;
+  input: RelationPolicyInput;
+}
+
+export interface ResolverInput {
+  metadata: MetadataStorage;
+  definitions: readonly PolicyDefinition[];
+  decorated: ReadonlyMap<object, ReadonlyMap<string, RelationPolicyInput>>;
+  defaultBatchSize: number;
+}
+
+const config = DeletionConfigurationError.create;
+
+/**
+ * Turns `definePolicy()` and `@Dependent()` declarations into one {@link PolicyRegistry}, checking
+ * each against MikroORM's metadata. Every problem found is reported at once, each naming the
+ * entity, the relation and the fix.
+ */
+export function resolvePolicies(input: ResolverInput): PolicyRegistry {
+  const errors: DeletionConfigurationError[] = [];
+  const metas = [...input.metadata.getAll().values()].filter((m) => !m.embeddable && !m.virtual && !m.pivotTable);
+  const metaByClass = new Map<unknown, EntityMetadata>(metas.map((m) => [m.class, m]));
+
+  /** Per entity class: relation name -> declarations; plus the entity-wide options. */
+  const declared = new Map<EntityMetadata, Map<string, Declaration[]>>();
+  const entityOptions = new Map<EntityMetadata, EntityPolicyOptions<unknown>>();
+  const declare = (meta: EntityMetadata, relation: string, declaration: Declaration) => {
+    const relations = declared.get(meta) ?? new Map<string, Declaration[]>();
+    relations.set(relation, [...(relations.get(relation) ?? []), declaration]);
+    declared.set(meta, relations);
+  };
+
+  for (const definition of input.definitions) {
+    const meta = metaByClass.get(definition.entity);
+    if (!meta) {
+      errors.push(unknownEntity(definition.entity));
+      continue;
+    }
+    for (const [relation, policy] of Object.entries(definition.relations)) {
+      declare(meta, relation, { source: 'definePolicy()', input: policy as RelationPolicyInput });
+    }
+    if (definition.options.tombstone) {
+      entityOptions.set(meta, { ...entityOptions.get(meta), tombstone: definition.options.tombstone });
+    }
+    if (Object.keys(definition.relations).length === 0 && !definition.options.tombstone) {
+      declared.set(meta, declared.get(meta) ?? new Map());
+    }
+  }
+
+  for (const [cls, relations] of input.decorated) {
+    // A decorated class is either an entity or a base class of some entities; each inherits it.
+    const heirs = metas.filter((m) => m.class === cls || (typeof m.class === 'function' && m.class.prototype instanceof (cls as new () => unknown)));
+    if (heirs.length === 0) {
+      errors.push(unknownEntity(cls));
+      continue;
+    }
+    for (const meta of heirs) {
+      for (const [relation, policy] of relations) {
+        declare(meta, relation, { source: '@Dependent()', input: policy });
+      }
+    }
+  }
+
+  const policies: EntityPolicy[] = [];
+  for (const [meta, relations] of declared) {
+    const resolved: RelationPolicy[] = [];
+    for (const [relation, declarations] of relations) {
+      const policy = resolveRelation(meta, relation, declarations, input.defaultBatchSize, errors);
+      if (policy) {
+        resolved.push(policy);
+      }
+    }
+    const tombstone = entityOptions.get(meta)?.tombstone;
+    if (tombstone !== undefined) {
+      checkTombstone(meta, tombstone, errors);
+    }
+    if (meta.primaryKeys.length !== 1) {
+      errors.push(
+        config('DELETION_CONFIG_COMPOSITE_KEY', { entity: meta.className }, 'deletion policies need a single-column primary key.', 'give the entity a single primary key column.'),
+      );
+    }
+    policies.push({ meta, relations: resolved, tombstone });
+  }
+
+  if (errors.length > 0) {
+    throw DeletionConfigurationError.many(errors);
+  }
+  return new PolicyRegistry(policies);
+}
+
+function resolveRelation(
+  meta: EntityMetadata,
+  relation: string,
+  declarations: Declaration[],
+  defaultBatchSize: number,
+  errors: DeletionConfigurationError[],
+): RelationPolicy | undefined {
+  const subject = { entity: meta.className, relation };
+  const options = declarations.map((d) => normalize(d.input));
+  const distinct = new Set(options.map((o) => `${o.policy}/${o.batchSize ?? ''}`));
+  if (distinct.size > 1) {
+    const list = declarations.map((d, i) => `${d.source} says "${options[i]!.policy}"`).join(', ');
+    errors.push(config('DELETION_CONFIG_CONFLICT', subject, `conflicting policies are declared (${list}).`, 'keep a single declaration for this relation.'));
+    return undefined;
+  }
+  const { policy, batchSize } = options[0]!;
+  if (!isPolicyName(policy)) {
+    errors.push(config('DELETION_CONFIG_UNKNOWN_POLICY', subject, `"${String(policy)}" is not a deletion policy.`, `use one of ${POLICY_NAMES.join(', ')}.`));
+    return undefined;
+  }
+  if (batchSize !== undefined && (!Number.isInteger(batchSize) || batchSize < 1)) {
+    errors.push(config('DELETION_CONFIG_INVALID_OPTION', subject, `batchSize ${String(batchSize)} is not a positive integer.`, 'give a batchSize of 1 or more.'));
+    return undefined;
+  }
+
+  const prop = meta.properties[relation as keyof typeof meta.properties] as EntityProperty | undefined;
+  if (!prop) {
+    const known = meta.relations.map((r) => r.name).join(', ') || 'none';
+    errors.push(config('DELETION_CONFIG_UNKNOWN_RELATION', subject, `${meta.className} has no property "${relation}".`, `declare the policy on one of its relations (${known}).`));
+    return undefined;
+  }
+  if (prop.kind === ReferenceKind.SCALAR || prop.kind === ReferenceKind.EMBEDDED) {
+    errors.push(config('DELETION_CONFIG_NOT_A_RELATION', subject, `"${relation}" is a ${prop.kind} property, not a relation.`, 'declare policies on @OneToMany collections or the inverse side of @OneToOne.'));
+    return undefined;
+  }
+  if (prop.kind === ReferenceKind.MANY_TO_ONE || (prop.kind === ReferenceKind.ONE_TO_ONE && prop.owner)) {
+    const inverse = prop.inversedBy ? `${prop.targetMeta?.className ?? prop.type}.${prop.inversedBy}` : `the inverse collection on ${prop.targetMeta?.className ?? prop.type}`;
+    errors.push(
+      config('DELETION_CONFIG_OWNING_SIDE', subject, `"${relation}" is the owning (${prop.kind}) side: a policy says what happens to children when their parent is deleted.`, `declare it on the parent side instead (${inverse}).`),
+    );
+    return undefined;
+  }
+  const childMeta = prop.targetMeta!;
+  if (prop.kind === ReferenceKind.MANY_TO_MANY) {
+    if (policy !== 'restrict') {
+      errors.push(
+        config('DELETION_CONFIG_MANY_TO_MANY', subject, `"${policy}" cannot apply to a many-to-many relation: its targets are shared with other owners.`, `use "restrict", or no policy (MikroORM removes the pivot rows).`),
+      );
+      return undefined;
+    }
+    return { ...subject, policy, batchSize: batchSize ?? defaultBatchSize, kind: 'm:n', parentMeta: meta, childMeta, childProperty: prop.mappedBy ?? prop.inversedBy };
+  }
+
+  const childProp = childMeta.properties[prop.mappedBy as keyof typeof childMeta.properties] as EntityProperty;
+  if (childMeta.primaryKeys.length !== 1) {
+    errors.push(config('DELETION_CONFIG_COMPOSITE_KEY', subject, `${childMeta.className} has a composite primary key, which batched cascades do not walk yet.`, 'give the child a single primary key column, or use "deleteAll"/"restrict".'));
+    return undefined;
+  }
+  if ((NULLIFYING_POLICIES as readonly PolicyName[]).includes(policy) && !childProp.nullable) {
+    errors.push(
+      config(
+        'DELETION_CONFIG_NOT_NULLABLE',
+        subject,
+        `"${policy}" sets ${childMeta.className}.${childProp.name} to NULL, but that foreign key is NOT NULL.`,
+        `make ${childMeta.className}.${childProp.name} nullable ({ nullable: true }), or choose "destroy" or "deleteAll".`,
+      ),
+    );
+    return undefined;
+  }
+  return { ...subject, policy, batchSize: batchSize ?? defaultBatchSize, kind: prop.kind === ReferenceKind.ONE_TO_ONE ? '1:1' : '1:m', parentMeta: meta, childMeta, childProperty: childProp.name };
+}
+
+function checkTombstone(meta: EntityMetadata, tombstone: string, errors: DeletionConfigurationError[]): void {
+  const prop = meta.properties[tombstone as keyof typeof meta.properties] as EntityProperty | undefined;
+  if (!prop || prop.kind !== ReferenceKind.SCALAR || !prop.nullable) {
+    errors.push(
+      config('DELETION_CONFIG_TOMBSTONE', { entity: meta.className, option: 'tombstone' }, `tombstone property "${tombstone}" must be a nullable scalar column.`, `add @Property({ type: 'datetime', nullable: true }) ${tombstone}?: Date | null to ${meta.className}.`),
+    );
+  }
+}
+
+function normalize(input: RelationPolicyInput): { policy: PolicyName; batchSize?: number } {
+  return typeof input === 'string' ? { policy: input } : { policy: input?.policy, batchSize: input?.batchSize };
+}
+
+function unknownEntity(cls: unknown): DeletionConfigurationError {
+  const name = typeof cls === 'function' ? cls.name : String(cls);
+  return config('DELETION_CONFIG_UNKNOWN_ENTITY', { entity: name }, `${name} is not an entity known to MikroORM.`, `add ${name} to the \`entities\` of your MikroORM configuration, or remove its deletion policy.`);
+}
