@@ -9,6 +9,12 @@ export interface DeletionErrorBody {
   [detail: string]: unknown;
 }
 
+const STATUS_TEXT: Partial<Record<HttpStatus, string>> = {
+  [HttpStatus.NOT_FOUND]: 'Not Found',
+  [HttpStatus.CONFLICT]: 'Conflict',
+  [HttpStatus.INTERNAL_SERVER_ERROR]: 'Internal Server Error',
+};
+
 /**
  * Base of every error this module throws. Each carries a stable `code` and the entity, relation or
  * id involved. Being an `HttpException`, it reaches HTTP clients with the right status (409 for a
@@ -19,7 +25,7 @@ export abstract class DeletionError extends HttpException {
 
   protected constructor(code: string, message: string, status: HttpStatus, details: Record<string, unknown> = {}) {
     super(
-      { statusCode: status, error: HttpStatus[status] ?? 'Error', code, message, ...details } satisfies DeletionErrorBody,
+      { statusCode: status, error: STATUS_TEXT[status] ?? 'Error', code, message, ...details } satisfies DeletionErrorBody,
       status,
     );
     this.name = new.target.name;

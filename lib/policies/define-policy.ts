@@ -19,8 +19,8 @@ export type RelationKeys<T> = {
 /** A policy declaration for one entity, built by {@link definePolicy} and passed to `DeletionModule`. */
 export interface PolicyDefinition<T extends object = object> {
   readonly entity: EntityClass<T>;
-  readonly relations: Readonly<Partial<Record<RelationKeys<T>, RelationPolicyInput>>>;
-  readonly options: Readonly<EntityPolicyOptions<T>>;
+  readonly relations: Readonly<Record<string, RelationPolicyInput>>;
+  readonly options: Readonly<{ tombstone?: string }>;
 }
 
 /**
@@ -42,7 +42,7 @@ export function definePolicy<T extends object>(
 ): PolicyDefinition<T> {
   return Object.freeze({
     entity,
-    relations: Object.freeze({ ...relations }),
+    relations: Object.freeze({ ...relations }) as Record<string, RelationPolicyInput>,
     options: Object.freeze({ ...options }),
   });
 }

@@ -1,6 +1,6 @@
 import { ReferenceKind, type EntityMetadata, type EntityProperty, type MetadataStorage } from '@mikro-orm/core';
 import { DeletionConfigurationError } from '../errors/deletion-configuration.error.js';
-import type { EntityPolicyOptions, RelationPolicyInput } from '../interfaces/policy-options.interface.js';
+import type { RelationPolicyInput } from '../interfaces/policy-options.interface.js';
 import type { PolicyDefinition } from '../policies/define-policy.js';
 import { NULLIFYING_POLICIES, POLICY_NAMES, isPolicyName, type PolicyName } from '../policies/policy-names.js';
 import { PolicyRegistry, type EntityPolicy, type RelationPolicy } from './policy-registry.js';
@@ -34,7 +34,7 @@ export function resolvePolicies(input: ResolverInput): PolicyRegistry {
 
   /** Per entity class: relation name -> declarations; plus the entity-wide options. */
   const declared = new Map<EntityMetadata, Map<string, Declaration[]>>();
-  const entityOptions = new Map<EntityMetadata, EntityPolicyOptions<unknown>>();
+  const entityOptions = new Map<EntityMetadata, { tombstone?: string }>();
   const declare = (meta: EntityMetadata, relation: string, declaration: Declaration) => {
     const relations = declared.get(meta) ?? new Map<string, Declaration[]>();
     relations.set(relation, [...(relations.get(relation) ?? []), declaration]);
