@@ -1,4 +1,5 @@
 import { MikroORM } from '@mikro-orm/core';
+import { BullModule, getQueueToken } from '@nestjs/bullmq';
 import { Module } from '@nestjs/common';
 import { CascadeExecutor } from './cascade/cascade-executor.js';
 import { DeletionSubscriber } from './cascade/deletion.subscriber.js';
@@ -6,41 +7,49 @@ import { RESOLVED_DELETION_OPTIONS } from './deletion.constants.js';
 import { ConfigurableDeletionModule, DELETION_MODULE_OPTIONS } from './deletion.module-definition.js';
 import { resolveOptions } from './deletion.options.js';
 import { DeletionService } from './deletion.service.js';
-import { getDependentDeclarations } from './decorators/dependent.decorator.js';
-import type { DeletionModuleOptions, ResolvedDeletionOptions } from './interfaces/deletion-module-options.interface.js';
+import { DeletionEvents } from './events/deletion-events.js';
+import { OutboxPublisher } from './outbox/outbox-publisher.js';
+import { OutboxRelay } from './outbox/outbox-relay.js';
+import { RequestWriter } from './outbox/request-writer.js';
+import { CascadeBatches } from './queue/cascade-batches.js';
+import { createCascadeProcessor } from './queue/cascade-processor.factory.js';
+import { CascadeProcessor } from './queue/cascade.processor.js';
+import { DELETION_QUEUE } from './queue/deletion-queue.constants.js';
+import { RequestCompletion } from './queue/request-completion.js';
+import { RequestRunner } from './queue/request-runner.js';
 import { PolicyRegistry } from './registry/policy-registry.js';
-import { resolvePolicies } from './registry/policy-resolver.js';
+import { createPolicyRegistry } from './registry/registry.factory.js';
 
 /**
- * Declared deletion policies for MikroORM entities. Import once, in the root module, after
- * `MikroOrmModule.forRoot()`; configuration errors stop the application at bootstrap.
+ * Declared deletion policies for MikroORM entities, with queued cascades on BullMQ. Import once,
+ * in the root module, beside `MikroOrmModule.forRoot()` and `BullModule.forRoot()` (whose
+ * connection the module's queue uses). Configuration errors stop the application at bootstrap.
  *
  * @example
- * DeletionModule.forRoot({ policies: [definePolicy(Author, { books: 'destroy' })] })
+ * DeletionModule.forRoot({ policies: [definePolicy(Author, { books: 'destroyAsync' })] })
  * DeletionModule.forRootAsync({ inject: [ConfigService], useFactory: (c) => ({ batchSize: c.get('BATCH') }) })
  */
 @Module({
+  imports: [BullModule.registerQueue({ name: DELETION_QUEUE })],
   providers: [
+    { provide: RESOLVED_DELETION_OPTIONS, useFactory: resolveOptions, inject: [DELETION_MODULE_OPTIONS] },
+    { provide: PolicyRegistry, useFactory: createPolicyRegistry, inject: [MikroORM, RESOLVED_DELETION_OPTIONS] },
     {
-      provide: RESOLVED_DELETION_OPTIONS,
-      useFactory: (options: DeletionModuleOptions) => resolveOptions(options),
-      inject: [DELETION_MODULE_OPTIONS],
-    },
-    {
-      provide: PolicyRegistry,
-      useFactory: (orm: MikroORM, options: ResolvedDeletionOptions) =>
-        resolvePolicies({
-          metadata: orm.getMetadata(),
-          definitions: options.policies ?? [],
-          decorated: getDependentDeclarations(),
-          defaultBatchSize: options.batchSize,
-        }),
-      inject: [MikroORM, RESOLVED_DELETION_OPTIONS],
+      provide: CascadeProcessor,
+      useFactory: createCascadeProcessor,
+      inject: [getQueueToken(DELETION_QUEUE), RequestRunner, OutboxRelay, DeletionEvents, RESOLVED_DELETION_OPTIONS],
     },
     CascadeExecutor,
-    DeletionSubscriber,
+    CascadeBatches,
+    DeletionEvents,
     DeletionService,
+    DeletionSubscriber,
+    OutboxPublisher,
+    OutboxRelay,
+    RequestCompletion,
+    RequestRunner,
+    RequestWriter,
   ],
-  exports: [DeletionService, PolicyRegistry],
+  exports: [DeletionService, DeletionEvents, PolicyRegistry],
 })
 export class DeletionModule extends ConfigurableDeletionModule {}

@@ -1,23 +1,36 @@
 import { MikroORM, type EntityClass, type EntityMetadata, type FilterQuery } from '@mikro-orm/core';
 import { Inject, Injectable } from '@nestjs/common';
+import { CascadeContext } from './cascade/cascade-context.js';
 import { DeletionConfigurationError } from './errors/deletion-configuration.error.js';
+import { DeletionRequestNotFoundError } from './errors/deletion-request-not-found.error.js';
 import { DeletionTargetNotFoundError } from './errors/deletion-target-not-found.error.js';
 import type { DeletionReceipt } from './interfaces/deletion-receipt.interface.js';
+import { DeletionRequest } from './outbox/deletion-request.entity.js';
+import { OutboxPublisher } from './outbox/outbox-publisher.js';
+import { summarize, type DeletionStatus } from './status/deletion-status.js';
+
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
 /**
- * The programmatic entry point: deletes one row through its declared policies, in one transaction.
+ * The programmatic entry point: deletes a row through its declared policies, reports on queued
+ * cascades and resumes failed ones.
  *
  * @example
  * const receipt = await deletions.destroy(Author, 42);
- * // { entity: 'Author', id: 42, status: 'completed' }
+ * // { entity: 'Author', id: 42, status: 'pending', requestId: '5d0c…' }
+ * const status = await deletions.status(receipt.requestId!);
  */
 @Injectable()
 export class DeletionService {
-  constructor(@Inject(MikroORM) private readonly orm: MikroORM) {}
+  constructor(
+    @Inject(MikroORM) private readonly orm: MikroORM,
+    @Inject(OutboxPublisher) private readonly publisher: OutboxPublisher,
+  ) {}
 
   /**
    * Loads the row (honouring the application's filters, so a hidden row is "not found"), removes it
    * and flushes in a new transaction; the module's subscriber applies the policies in that flush.
+   * Queued work is enqueued once the transaction has committed.
    *
    * @throws DeletionTargetNotFoundError (404) when no such row exists.
    * @throws DeletionRestrictedError (409) when a `restrict` relation still has children.
@@ -25,14 +38,53 @@ export class DeletionService {
   async destroy<T extends object>(entity: EntityClass<T>, id: unknown): Promise<DeletionReceipt> {
     const meta = this.metadataOf(entity);
     const pk = meta.primaryKeys[0]!;
-    await this.orm.em.fork().transactional(async (em) => {
-      const target = await em.findOne(entity, { [pk]: id } as FilterQuery<NoInfer<T>>);
-      if (!target) {
-        throw DeletionTargetNotFoundError.create(meta.className, id);
-      }
-      em.remove(target);
-    });
-    return { entity: meta.className, id, status: 'completed' };
+    const scope = { rootRequestIds: [] as string[] };
+    await CascadeContext.runInDestroy(scope, () =>
+      this.orm.em.fork().transactional(async (em) => {
+        const target = await em.findOne(entity, { [pk]: id } as FilterQuery<NoInfer<T>>);
+        if (!target) {
+          throw DeletionTargetNotFoundError.create(meta.className, id);
+        }
+        em.remove(target);
+      }),
+    );
+    const requestId = scope.rootRequestIds[0];
+    return requestId ? { entity: meta.className, id, status: 'pending', requestId } : { entity: meta.className, id, status: 'completed' };
+  }
+
+  /**
+   * The state and progress of a deletion request and everything it spawned.
+   *
+   * @throws DeletionRequestNotFoundError (404) for an unknown id.
+   */
+  async status(requestId: string): Promise<DeletionStatus> {
+    const request = await this.find(requestId);
+    const family = await this.orm.em.fork().find(DeletionRequest, { rootId: request.rootId });
+    return summarize(request, family);
+  }
+
+  /**
+   * Resumes the failed requests under `requestId` from their stored cursors, once the cause of the
+   * failure is fixed. Requests that are not failed are left as they are.
+   *
+   * @throws DeletionRequestNotFoundError (404) for an unknown id.
+   */
+  async retry(requestId: string): Promise<DeletionStatus> {
+    const before = await this.status(requestId);
+    const failed = before.errors.filter((e) => e.state === 'failed').map((e) => e.requestId);
+    if (failed.length > 0) {
+      await this.orm.em.fork().nativeUpdate(DeletionRequest, { id: { $in: failed }, state: 'failed' }, { state: 'pending', error: null, attempts: 0, updatedAt: new Date() });
+      await this.publisher.replace(failed);
+    }
+    return this.status(requestId);
+  }
+
+  private async find(requestId: string): Promise<DeletionRequest> {
+    const request = typeof requestId === 'string' && UUID.test(requestId) ? await this.orm.em.fork().findOne(DeletionRequest, { id: requestId }) : null;
+    if (!request) {
+      throw DeletionRequestNotFoundError.create(requestId);
+    }
+    return request;
   }
 
   private metadataOf<T extends object>(entity: EntityClass<T>): EntityMetadata<T> {

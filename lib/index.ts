@@ -1,8 +1,14 @@
 export { DeletionModule } from './deletion.module.js';
 export { DeletionService } from './deletion.service.js';
+export { DeletionEvents, type DeletionCompletedEvent, type DeletionFailedEvent } from './events/deletion-events.js';
 export { Dependent } from './decorators/dependent.decorator.js';
 export { definePolicy, type PolicyDefinition, type RelationKeys } from './policies/define-policy.js';
 export { POLICY_NAMES, ASYNC_POLICIES, type PolicyName } from './policies/policy-names.js';
 export { PolicyRegistry, type EntityPolicy, type RelationPolicy } from './registry/policy-registry.js';
+export { DeletionRequest, type RequestState, type RelationProgress, type RequestError } from './outbox/deletion-request.entity.js';
+export { DeletionOrphan } from './outbox/deletion-orphan.entity.js';
+export { DELETION_ENTITIES } from './outbox/deletion-entities.js';
+export { DELETION_QUEUE } from './queue/deletion-queue.constants.js';
+export type { DeletionStatus, PathProgress } from './status/deletion-status.js';
 export * from './errors/index.js';
 export * from './interfaces/index.js';

@@ -1,17 +1,20 @@
 import type { EntityManager } from '@mikro-orm/core';
-import { Injectable, Logger } from '@nestjs/common';
+import { Inject, Injectable } from '@nestjs/common';
 import { DeletionRestrictedError } from '../errors/deletion-restricted.error.js';
+import { RequestWriter } from '../outbox/request-writer.js';
 import type { EntityPolicy, RelationPolicy } from '../registry/policy-registry.js';
+import { CascadeContext, type CascadeScope } from './cascade-context.js';
 import { RelationQueries } from './relation-queries.js';
 
 /**
  * Applies an entity's declared policies to a set of its rows that are about to be deleted, inside
  * the caller's transaction. Every statement is set-based over the whole set of parents, so a batch
- * of a thousand parents costs a few statements per relation, not a few thousand.
+ * of a thousand parents costs a few statements per relation, not a few thousand. Async policies
+ * leave a durable request (and, for `nullifyThenPurge`, the list of rows it detached).
  */
 @Injectable()
 export class CascadeExecutor {
-  private readonly logger = new Logger(CascadeExecutor.name);
+  constructor(@Inject(RequestWriter) private readonly requests: RequestWriter) {}
 
   /**
    * Runs before the parents' own DELETE: `restrict` checks first (nothing is written if one
@@ -25,16 +28,18 @@ export class CascadeExecutor {
     for (const relation of policy.relations.filter((r) => r.policy === 'restrict')) {
       await this.restrict(em, relation, parentIds);
     }
+    const outer = CascadeContext.currentRequest();
+    const scope = this.requests.needsRequest(policy)
+      ? await this.requests.write(em, policy, parentIds, outer)
+      : (outer ?? this.requests.lazyRoot(em, policy, parentIds));
     for (const relation of policy.relations) {
-      await this.applyRelation(em, relation, parentIds);
+      await this.applyRelation(em, relation, parentIds, scope);
     }
   }
 
-  private async applyRelation(em: EntityManager, relation: RelationPolicy, parentIds: readonly unknown[]): Promise<void> {
+  private async applyRelation(em: EntityManager, relation: RelationPolicy, parentIds: readonly unknown[], scope: CascadeScope): Promise<void> {
     const queries = new RelationQueries(relation);
     switch (relation.policy) {
-      case 'restrict':
-        return; // checked before anything was written
       case 'deleteAll':
         await queries.deleteAll(em, parentIds);
         return;
@@ -42,10 +47,17 @@ export class CascadeExecutor {
         await queries.nullify(em, parentIds);
         return;
       case 'destroy':
-        await this.destroyChildren(em, relation, queries, parentIds);
+        await CascadeContext.runInRequest({ ...scope, path: `${scope.path}.${relation.relation}` }, () =>
+          queries.destroyPages(em, parentIds, relation.batchSize),
+        );
         return;
-      default:
-        throw new Error(`${relation.entity}.${relation.relation}: policy "${relation.policy}" has no synchronous executor.`);
+      case 'nullifyThenPurge':
+        await this.requests.nullifyAndRecord(em, relation, parentIds, scope.requestId);
+        return;
+      case 'restrict': // checked before anything was written
+      case 'destroyAsync': // the request row written above carries them to the queue
+      case 'deleteAllAsync':
+        return;
     }
   }
 
@@ -60,33 +72,5 @@ export class CascadeExecutor {
         count,
       });
     }
-  }
-
-  /**
-   * Loads the children one keyset page at a time and removes them through a fork of the ORM that
-   * shares the transaction, so their lifecycle hooks and subscribers fire and their own policies
-   * apply (this executor runs again for them). Memory holds one page, whatever the child count.
-   */
-  private async destroyChildren(em: EntityManager, relation: RelationPolicy, queries: RelationQueries, parentIds: readonly unknown[]): Promise<void> {
-    const pk = relation.childMeta.primaryKeys[0]!;
-    let cursor: unknown;
-    let batches = 0;
-    for (;;) {
-      const fork = em.fork({ clear: true, keepTransactionContext: true });
-      const page = await queries.page<Record<string, unknown>>(fork, parentIds, cursor, relation.batchSize);
-      if (page.length === 0) {
-        break;
-      }
-      batches++;
-      for (const child of page) {
-        fork.remove(child);
-      }
-      await fork.flush();
-      cursor = page[page.length - 1]![pk];
-      if (page.length < relation.batchSize) {
-        break;
-      }
-    }
-    this.logger.debug(`${relation.entity}.${relation.relation}: destroyed children in ${batches} batch(es)`);
   }
 }

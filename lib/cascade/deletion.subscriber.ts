@@ -1,14 +1,25 @@
-import { ChangeSetType, MikroORM, helper, type EventArgs, type EventSubscriber } from '@mikro-orm/core';
+import {
+  ChangeSetType,
+  MikroORM,
+  helper,
+  type ChangeSet,
+  type EventArgs,
+  type EventSubscriber,
+  type FlushEventArgs,
+  type TransactionEventArgs,
+} from '@mikro-orm/core';
 import { Inject, Injectable, type OnModuleInit } from '@nestjs/common';
-import { PolicyRegistry } from '../registry/policy-registry.js';
+import { OutboxPublisher } from '../outbox/outbox-publisher.js';
+import { PolicyRegistry, type EntityPolicy } from '../registry/policy-registry.js';
 import { CascadeExecutor } from './cascade-executor.js';
 
 const DELETES: readonly ChangeSetType[] = [ChangeSetType.DELETE, ChangeSetType.DELETE_EARLY];
 
 /**
  * The MikroORM subscriber that applies policies when an entity with policies is removed and
- * flushed. It runs in `beforeDelete`, inside the flush's own transaction and before the parent's
- * DELETE, so children are handled first and any failure rolls the whole flush back.
+ * flushed. It works in `beforeDelete` (or `beforeUpdate` for a tombstoned parent), inside the
+ * flush's own transaction and before the parent's own statement, so children are handled first
+ * and any failure rolls the whole flush back. After commit it hands new requests to the outbox.
  */
 @Injectable()
 export class DeletionSubscriber implements EventSubscriber, OnModuleInit {
@@ -17,11 +28,14 @@ export class DeletionSubscriber implements EventSubscriber, OnModuleInit {
    * anew by every flush, so a flush retried after a rollback applies the policies again.
    */
   private readonly handled = new WeakSet<object>();
+  /** Change sets this flush turned from DELETE into a tombstone UPDATE. */
+  private readonly tombstoned = new WeakSet<object>();
 
   constructor(
     @Inject(MikroORM) private readonly orm: MikroORM,
     @Inject(PolicyRegistry) private readonly registry: PolicyRegistry,
     @Inject(CascadeExecutor) private readonly executor: CascadeExecutor,
+    @Inject(OutboxPublisher) private readonly publisher: OutboxPublisher,
   ) {}
 
   onModuleInit(): void {
@@ -33,12 +47,43 @@ export class DeletionSubscriber implements EventSubscriber, OnModuleInit {
     return [...this.orm.getMetadata().getAll().values()].filter((meta) => this.registry.has(meta)).map((meta) => meta.class);
   }
 
+  /** Tombstone mode: a removed parent is marked instead of deleted; the queue deletes it last. */
+  onFlush({ uow }: FlushEventArgs): void {
+    for (const changeSet of uow.getChangeSets()) {
+      const tombstone = DELETES.includes(changeSet.type) ? this.registry.forMeta(changeSet.meta)?.tombstone : undefined;
+      if (tombstone !== undefined) {
+        changeSet.type = ChangeSetType.UPDATE;
+        (changeSet.entity as Record<string, unknown>)[tombstone] = new Date();
+        uow.recomputeSingleChangeSet(changeSet.entity);
+        this.tombstoned.add(changeSet);
+      }
+    }
+  }
+
+  async beforeDelete(args: EventArgs<object>): Promise<void> {
+    await this.applyToGroup(args, (cs) => DELETES.includes(cs.type));
+  }
+
+  async beforeUpdate(args: EventArgs<object>): Promise<void> {
+    if (args.changeSet && this.tombstoned.has(args.changeSet)) {
+      await this.applyToGroup(args, (cs) => this.tombstoned.has(cs));
+    }
+  }
+
+  async afterTransactionCommit(args: TransactionEventArgs): Promise<void> {
+    await this.publisher.committed(args.transaction);
+  }
+
+  afterTransactionRollback(args: TransactionEventArgs): void {
+    this.publisher.rolledBack(args.transaction);
+  }
+
   /**
-   * MikroORM calls this once per deleted entity, all of a type before that type's DELETE. The first
+   * MikroORM calls the hook once per entity, all of a type before that type's statement. The first
    * call handles every entity of that type in the flush at once, so the policies' statements are
    * set-based over the group.
    */
-  async beforeDelete(args: EventArgs<object>): Promise<void> {
+  private async applyToGroup(args: EventArgs<object>, inGroup: (cs: ChangeSet<object>) => boolean): Promise<void> {
     const policy = this.registry.forMeta(args.meta);
     if (!policy || !args.changeSet || this.handled.has(args.changeSet)) {
       return;
@@ -46,13 +91,17 @@ export class DeletionSubscriber implements EventSubscriber, OnModuleInit {
     const group = args.em
       .getUnitOfWork(false)
       .getChangeSets()
-      .filter((cs) => DELETES.includes(cs.type) && this.registry.forMeta(cs.meta) === policy && !this.handled.has(cs));
+      .filter((cs) => inGroup(cs) && this.registry.forMeta(cs.meta) === policy && !this.handled.has(cs));
     if (!group.includes(args.changeSet)) {
       group.push(args.changeSet);
     }
     for (const changeSet of group) {
       this.handled.add(changeSet);
     }
+    await this.apply(args, policy, group);
+  }
+
+  private async apply(args: EventArgs<object>, policy: EntityPolicy, group: ChangeSet<object>[]): Promise<void> {
     const ids = group.map((changeSet) => helper(changeSet.entity).getPrimaryKey());
     await this.executor.applyPolicies(args.em, policy, ids);
   }

@@ -31,12 +31,52 @@ export class RelationQueries {
   /** One keyset page of children, ordered by primary key, after `cursor` (exclusive). */
   async page<T extends object>(em: EntityManager, parentIds: readonly unknown[], cursor: unknown, limit: number): Promise<T[]> {
     const pk = this.relation.childMeta.primaryKeys[0]!;
-    const where = cursor === undefined ? this.childrenOf(parentIds) : { $and: [this.childrenOf(parentIds), { [pk]: { $gt: cursor } }] };
+    const where = cursor === undefined || cursor === null ? this.childrenOf(parentIds) : { $and: [this.childrenOf(parentIds), { [pk]: { $gt: cursor } }] };
     return em.find(this.relation.childMeta.class as new () => T, where as FilterQuery<T>, {
       orderBy: { [pk]: 'asc' } as never,
       limit,
       filters: false,
     });
+  }
+
+  /**
+   * `destroy`: loads the children one keyset page at a time and removes them through a fork of the
+   * ORM that shares the transaction, so their lifecycle hooks and subscribers fire and their own
+   * policies apply. Memory holds one page, whatever the child count. Returns the rows destroyed.
+   */
+  async destroyPages(em: EntityManager, parentIds: readonly unknown[], pageSize: number): Promise<number> {
+    let cursor: unknown;
+    let destroyed = 0;
+    for (;;) {
+      const { count, last } = await this.destroyPage(em, parentIds, cursor, pageSize);
+      destroyed += count;
+      if (count < pageSize) {
+        return destroyed;
+      }
+      cursor = last;
+    }
+  }
+
+  /** Destroys one keyset page of children after `cursor`; returns how many and the last key. */
+  async destroyPage(em: EntityManager, parentIds: readonly unknown[], cursor: unknown, pageSize: number): Promise<{ count: number; last: unknown }> {
+    const fork = em.fork({ clear: true, keepTransactionContext: true });
+    const page = await this.page<Record<string, unknown>>(fork, parentIds, cursor, pageSize);
+    return { count: await removeAll(fork, page), last: page.at(-1)?.[this.relation.childMeta.primaryKeys[0]!] ?? cursor };
+  }
+
+  /** `deleteAllAsync`: deletes one bounded batch of children with a single statement. */
+  async deleteBatch(em: EntityManager, parentIds: readonly unknown[], limit: number): Promise<number> {
+    const { childMeta, childProperty } = this.relation;
+    const platform = em.getPlatform();
+    const q = (name: string) => platform.quoteIdentifier(name);
+    const pk = q(fieldOf(childMeta.properties[childMeta.primaryKeys[0] as never]));
+    const fk = q(fieldOf(childMeta.properties[childProperty as never]));
+    const table = qualifiedTable(em, childMeta.tableName, childMeta.schema);
+    const sql =
+      `delete from ${table} where ${pk} in (select ${pk} from ${table} where ${fk} in (${parentIds.map(() => '?').join(', ')}) ` +
+      `order by ${pk} limit ?)`;
+    const result = await em.getConnection().execute<{ affectedRows: number }>(sql, [...parentIds, limit], 'run', em.getTransactionContext());
+    return result.affectedRows;
   }
 
   /** Rows linking these parents in a many-to-many pivot table (the targets themselves are shared). */
@@ -57,4 +97,25 @@ export class RelationQueries {
       );
     return Number(rows[0]?.count ?? 0);
   }
+}
+
+/** Removes the entities through `fork` and flushes: their hooks, subscribers and policies run. */
+export async function removeAll(fork: EntityManager, entities: readonly object[]): Promise<number> {
+  if (entities.length === 0) {
+    return 0;
+  }
+  for (const entity of entities) {
+    fork.remove(entity);
+  }
+  await fork.flush();
+  return entities.length;
+}
+
+export function fieldOf(prop: unknown): string {
+  return (prop as { fieldNames: string[] }).fieldNames[0]!;
+}
+
+export function qualifiedTable(em: EntityManager, name: string, schema: string | undefined): string {
+  const q = (part: string) => em.getPlatform().quoteIdentifier(part);
+  return schema && schema !== '*' ? `${q(schema)}.${q(name)}` : q(name);
 }

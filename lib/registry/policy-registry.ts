@@ -29,12 +29,19 @@ export interface EntityPolicy {
  */
 export class PolicyRegistry {
   private readonly byClass = new Map<unknown, EntityPolicy>();
+  private readonly byName = new Map<string, EntityPolicy>();
 
   constructor(policies: readonly EntityPolicy[]) {
     for (const policy of policies) {
       this.byClass.set(policy.meta.class, Object.freeze(policy));
+      this.byName.set(policy.meta.className, policy);
     }
     Object.freeze(this);
+  }
+
+  /** The policy of the entity with this class name (as stored in deletion requests). */
+  forEntityName(className: string): EntityPolicy | undefined {
+    return this.byName.get(className);
   }
 
   /** The policy of the entity described by `meta` (or of its inheritance root), if any. */

@@ -2,10 +2,11 @@ import { MikroORM, type EntityManager, type Options } from '@mikro-orm/core';
 import { MikroOrmModule } from '@mikro-orm/nestjs';
 import { PostgreSqlDriver } from '@mikro-orm/postgresql';
 import { ReflectMetadataProvider } from '@mikro-orm/decorators/legacy';
+import { BullModule } from '@nestjs/bullmq';
 import { Test, type TestingModule } from '@nestjs/testing';
-import { DeletionModule, DeletionService, type DeletionModuleOptions } from '../../lib/index.js';
+import { DELETION_ENTITIES, DeletionModule, DeletionService, type DeletionModuleOptions } from '../../lib/index.js';
 import { QueryLog } from './query-log.js';
-import { createTestDatabase, databaseUrl } from './services.js';
+import { REDIS_URL, createTestDatabase, databaseUrl } from './services.js';
 
 export interface DeletionTestApp {
   module: TestingModule;
@@ -20,8 +21,12 @@ export interface DeletionTestApp {
 export interface DeletionTestAppOptions {
   /** Name of this test file's own database. */
   database: string;
-  entities: Options['entities'];
+  entities: NonNullable<Options['entities']>;
   deletion?: DeletionModuleOptions;
+  /** BullMQ key prefix; defaults to the database name, so files never share a queue. */
+  queuePrefix?: string;
+  /** Keep the existing schema and rows (a second app on the same database). */
+  keepSchema?: boolean;
 }
 
 /**
@@ -29,26 +34,32 @@ export interface DeletionTestAppOptions {
  * DeletionModule, then creates the schema. Close it in `afterAll`.
  */
 export async function createDeletionTestApp(options: DeletionTestAppOptions): Promise<DeletionTestApp> {
-  await createTestDatabase(options.database);
+  if (!options.keepSchema) {
+    await createTestDatabase(options.database);
+  }
   const queries = new QueryLog();
   const module = await Test.createTestingModule({
     imports: [
       MikroOrmModule.forRoot({
         driver: PostgreSqlDriver,
         clientUrl: databaseUrl(options.database),
-        entities: options.entities,
+        entities: [...options.entities, ...DELETION_ENTITIES],
         metadataProvider: ReflectMetadataProvider,
         debug: ['query'],
         colors: false,
         logger: queries.logger,
         allowGlobalContext: true,
       }),
+      BullModule.forRoot({ connection: redisConnection(), prefix: options.queuePrefix ?? options.database }),
       DeletionModule.forRoot(options.deletion ?? {}),
     ],
   }).compile();
-  await module.init();
+  // The schema exists before the worker and the relay start with init().
   const orm: MikroORM = module.get(MikroORM);
-  await orm.schema.refresh();
+  if (!options.keepSchema) {
+    await orm.schema.refresh();
+  }
+  await module.init();
   return {
     module,
     orm,
@@ -57,4 +68,10 @@ export async function createDeletionTestApp(options: DeletionTestAppOptions): Pr
     queries,
     close: () => module.close(),
   };
+}
+
+/** BullMQ connection options for the test Redis. */
+export function redisConnection(url = REDIS_URL): { host: string; port: number } {
+  const parsed = new URL(url);
+  return { host: parsed.hostname, port: Number(parsed.port || 6379) };
 }

@@ -1,0 +1,37 @@
+import { AsyncLocalStorage } from 'node:async_hooks';
+
+/**
+ * The request that async work found now attaches to, and the relation path of the rows being
+ * deleted. Set by the subscriber for a top-level deletion and by the processor for a batch.
+ */
+export interface CascadeScope {
+  requestId: string;
+  rootId: string;
+  path: string;
+  /** Writes this scope's request row if it was created lazily and is not written yet. */
+  ensureWritten(): Promise<void>;
+}
+
+/** What a `DeletionService.destroy()` call wants to learn from the flush it triggers. */
+export interface DestroyScope {
+  rootRequestIds: string[];
+}
+
+const cascadeScope = new AsyncLocalStorage<CascadeScope>();
+const destroyScope = new AsyncLocalStorage<DestroyScope>();
+
+/** Carries the current cascade and destroy call through MikroORM's flush into the subscriber. */
+export const CascadeContext = {
+  runInRequest<T>(scope: CascadeScope, fn: () => Promise<T>): Promise<T> {
+    return cascadeScope.run(scope, fn);
+  },
+  currentRequest(): CascadeScope | undefined {
+    return cascadeScope.getStore();
+  },
+  runInDestroy<T>(scope: DestroyScope, fn: () => Promise<T>): Promise<T> {
+    return destroyScope.run(scope, fn);
+  },
+  currentDestroy(): DestroyScope | undefined {
+    return destroyScope.getStore();
+  },
+};

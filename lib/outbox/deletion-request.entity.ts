@@ -1,0 +1,74 @@
+import { EntitySchema } from '@mikro-orm/core';
+
+export const REQUEST_STATES = ['pending', 'running', 'completed', 'failed'] as const;
+export type RequestState = (typeof REQUEST_STATES)[number];
+
+/** How far one relation of a request has been walked. */
+export interface RelationProgress {
+  policy: string;
+  childEntity: string;
+  /** Keyset cursor: the last child primary key (or orphan record id) handled. */
+  cursor: unknown;
+  processed: number;
+  done: boolean;
+}
+
+/** Why a request failed, as stored and as `status()` reports it. */
+export interface RequestError {
+  message: string;
+  code?: string;
+  [detail: string]: unknown;
+}
+
+/**
+ * One durable unit of asynchronous cascade work: "apply the async policies of `entity` to the rows
+ * `parentIds`". Written in the same transaction as the delete that caused it, so it exists exactly
+ * when that delete committed. Nested async work becomes child requests (`parentId`), all sharing
+ * the `rootId` of the deletion that started it.
+ *
+ * Register it (or `DELETION_ENTITIES`) in your MikroORM `entities`, so migrations create the table.
+ */
+export class DeletionRequest {
+  id!: string;
+  rootId!: string;
+  parentId?: string | null;
+  entity!: string;
+  parentIds!: unknown[];
+  path!: string;
+  state: RequestState = 'pending';
+  progress: Record<string, RelationProgress> = {};
+  /** The request's own relations are all walked; it completes once its child requests have. */
+  ownWorkDone = false;
+  /** Tombstone mode: the parent rows are hard-deleted when the subtree completes. */
+  tombstone = false;
+  attempts = 0;
+  error?: RequestError | null;
+  createdAt: Date = new Date();
+  updatedAt: Date = new Date();
+  startedAt?: Date | null;
+  completedAt?: Date | null;
+}
+
+export const DeletionRequestSchema = new EntitySchema<DeletionRequest>({
+  class: DeletionRequest,
+  tableName: 'deletion_request',
+  indexes: [{ properties: ['state', 'createdAt'] }],
+  properties: {
+    id: { type: 'uuid', primary: true },
+    rootId: { type: 'uuid', index: true },
+    parentId: { type: 'uuid', nullable: true, index: true },
+    entity: { type: 'text' },
+    parentIds: { type: 'json' },
+    path: { type: 'text' },
+    state: { type: 'text', default: 'pending' },
+    progress: { type: 'json' },
+    ownWorkDone: { type: 'boolean', default: false },
+    tombstone: { type: 'boolean', default: false },
+    attempts: { type: 'integer', default: 0 },
+    error: { type: 'json', nullable: true },
+    createdAt: { type: 'datetime', defaultRaw: 'now()' },
+    updatedAt: { type: 'datetime', defaultRaw: 'now()' },
+    startedAt: { type: 'datetime', nullable: true },
+    completedAt: { type: 'datetime', nullable: true },
+  },
+});

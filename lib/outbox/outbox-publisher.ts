@@ -1,0 +1,93 @@
+import type { EntityManager } from '@mikro-orm/core';
+import { InjectQueue } from '@nestjs/bullmq';
+import { Inject, Injectable, Logger } from '@nestjs/common';
+import type { Queue } from 'bullmq';
+import { RESOLVED_DELETION_OPTIONS } from '../deletion.constants.js';
+import type { ResolvedDeletionOptions } from '../interfaces/deletion-module-options.interface.js';
+import { CASCADE_JOB, DELETION_QUEUE, type CascadeJobData } from '../queue/deletion-queue.constants.js';
+
+/**
+ * The outbox's publishing side: request ids written in a transaction are enqueued only after that
+ * transaction commits, and forgotten if it rolls back. An enqueue that fails or times out is only
+ * logged: the request row is durable, and the relay enqueues it later.
+ */
+@Injectable()
+export class OutboxPublisher {
+  private readonly logger = new Logger(OutboxPublisher.name);
+  /** Request ids waiting for their transaction (keyed by MikroORM's transaction context). */
+  private readonly waiting = new WeakMap<object, string[]>();
+
+  constructor(
+    @InjectQueue(DELETION_QUEUE) private readonly queue: Queue,
+    @Inject(RESOLVED_DELETION_OPTIONS) private readonly options: ResolvedDeletionOptions,
+  ) {}
+
+  /** Enqueues `requestId` once the transaction `em` is in commits. */
+  afterCommit(em: EntityManager, requestId: string): void {
+    const ctx = em.getTransactionContext() as object | undefined;
+    if (!ctx) {
+      void this.enqueue([requestId]);
+      return;
+    }
+    const ids = this.waiting.get(ctx) ?? [];
+    ids.push(requestId);
+    this.waiting.set(ctx, ids);
+  }
+
+  /**
+   * Called when a transaction commits. A released savepoint is not a commit: its requests stay
+   * durable rows that the relay enqueues once the outer transaction has committed.
+   */
+  async committed(ctx: object | undefined): Promise<void> {
+    if (!ctx || 'savepointName' in ctx) {
+      return;
+    }
+    const ids = this.waiting.get(ctx);
+    this.waiting.delete(ctx);
+    if (ids?.length) {
+      await this.enqueue(ids);
+    }
+  }
+
+  rolledBack(ctx: object | undefined): void {
+    if (ctx) {
+      this.waiting.delete(ctx);
+    }
+  }
+
+  /** Removes these requests' finished jobs (kept when they failed), then enqueues them anew. */
+  async replace(requestIds: readonly string[]): Promise<boolean> {
+    for (const id of requestIds) {
+      const job = await this.queue.getJob(id);
+      if (job && !(await job.isActive())) {
+        await job.remove();
+      }
+    }
+    return this.enqueue(requestIds);
+  }
+
+  /** Adds one cascade job per request id (job id = request id). Never throws. */
+  async enqueue(requestIds: readonly string[]): Promise<boolean> {
+    const { attempts, backoffMs, enqueueTimeoutMs } = this.options.queue;
+    const jobs = requestIds.map((requestId) => ({
+      name: CASCADE_JOB,
+      data: { requestId } satisfies CascadeJobData,
+      opts: { jobId: requestId, attempts, backoff: { type: 'exponential', delay: backoffMs }, removeOnComplete: true, removeOnFail: false },
+    }));
+    let timer: NodeJS.Timeout | undefined;
+    try {
+      await Promise.race([
+        this.queue.addBulk(jobs),
+        new Promise((_, reject) => {
+          timer = setTimeout(() => reject(new Error(`the queue did not answer within ${enqueueTimeoutMs} ms`)), enqueueTimeoutMs);
+        }),
+      ]);
+      return true;
+    } catch (error) {
+      this.logger.warn(`Could not enqueue deletion request(s) ${requestIds.join(', ')}: ${(error as Error).message}. They are stored and the relay will enqueue them.`);
+      return false;
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+}

@@ -1,0 +1,116 @@
+import { randomUUID } from 'node:crypto';
+import type { EntityManager } from '@mikro-orm/core';
+import { Inject, Injectable } from '@nestjs/common';
+import { CascadeContext, type CascadeScope } from '../cascade/cascade-context.js';
+import { fieldOf, qualifiedTable } from '../cascade/relation-queries.js';
+import { isAsyncPolicy } from '../policies/policy-names.js';
+import type { EntityPolicy, RelationPolicy } from '../registry/policy-registry.js';
+import { DeletionOrphan } from './deletion-orphan.entity.js';
+import { DeletionRequest, type RelationProgress } from './deletion-request.entity.js';
+import { OutboxPublisher } from './outbox-publisher.js';
+
+/**
+ * Writes deletion requests in the transaction of the delete that causes them, and hands their ids
+ * to the {@link OutboxPublisher}, which enqueues them once that transaction has committed.
+ */
+@Injectable()
+export class RequestWriter {
+  constructor(@Inject(OutboxPublisher) private readonly publisher: OutboxPublisher) {}
+
+  /** Whether deleting rows of this entity leaves work for the queue. */
+  needsRequest(policy: EntityPolicy): boolean {
+    return policy.tombstone !== undefined || policy.relations.some((r) => isAsyncPolicy(r.policy));
+  }
+
+  /**
+   * Writes the request for `parentIds` under the current cascade scope (a child request), or as a
+   * new root when there is none; returns the scope nested work of these rows attaches to.
+   */
+  async write(em: EntityManager, policy: EntityPolicy, parentIds: readonly unknown[], scope: CascadeScope | undefined): Promise<CascadeScope> {
+    const id = randomUUID();
+    const parent = scope;
+    if (parent) {
+      await parent.ensureWritten();
+    }
+    const rootId = parent?.rootId ?? id;
+    const path = parent?.path ?? policy.meta.className;
+    await this.insert(em, {
+      id,
+      rootId,
+      parentId: parent?.requestId ?? null,
+      entity: policy.meta.className,
+      parentIds: [...parentIds],
+      path,
+      progress: initialProgress(policy.relations),
+      ownWorkDone: false,
+      tombstone: policy.tombstone !== undefined,
+    });
+    return { requestId: id, rootId, path, ensureWritten: async () => {} };
+  }
+
+  /**
+   * A root scope for a top-level deletion whose own rows need no request, but whose synchronously
+   * destroyed descendants might: its request row is written only if one of them does.
+   */
+  lazyRoot(em: EntityManager, policy: EntityPolicy, parentIds: readonly unknown[]): CascadeScope {
+    const id = randomUUID();
+    let written: Promise<void> | undefined;
+    return {
+      requestId: id,
+      rootId: id,
+      path: policy.meta.className,
+      ensureWritten: () =>
+        (written ??= this.insert(em, {
+          id,
+          rootId: id,
+          parentId: null,
+          entity: policy.meta.className,
+          parentIds: [...parentIds],
+          path: policy.meta.className,
+          progress: {},
+          ownWorkDone: true,
+          tombstone: false,
+        })),
+    };
+  }
+
+  private async insert(
+    em: EntityManager,
+    data: Pick<DeletionRequest, 'id' | 'rootId' | 'parentId' | 'entity' | 'parentIds' | 'path' | 'progress' | 'ownWorkDone' | 'tombstone'>,
+  ): Promise<void> {
+    await em.insert(DeletionRequest, { ...data, state: 'pending', attempts: 0 } as never);
+    this.publisher.afterCommit(em, data.id);
+    if (!data.parentId) {
+      CascadeContext.currentDestroy()?.rootRequestIds.push(data.id);
+    }
+  }
+
+  /**
+   * `nullifyThenPurge`: detaches the children and records exactly which rows were detached, in one
+   * statement (`UPDATE ... RETURNING` feeding an `INSERT`), so the purge never touches rows whose
+   * foreign key was already NULL.
+   */
+  async nullifyAndRecord(em: EntityManager, relation: RelationPolicy, parentIds: readonly unknown[], requestId: string): Promise<number> {
+    const q = (name: string) => em.getPlatform().quoteIdentifier(name);
+    const child = relation.childMeta;
+    const fk = q(fieldOf(child.properties[relation.childProperty as never]));
+    const pk = q(fieldOf(child.properties[child.primaryKeys[0] as never]));
+    const orphanMeta = em.getMetadata().get(DeletionOrphan);
+    const column = (prop: string) => q(fieldOf(orphanMeta.properties[prop as never]));
+    const sql =
+      `with detached as (update ${qualifiedTable(em, child.tableName, child.schema)} set ${fk} = null ` +
+      `where ${fk} in (${parentIds.map(() => '?').join(', ')}) returning ${pk} as row_id) ` +
+      `insert into ${qualifiedTable(em, orphanMeta.tableName, orphanMeta.schema)} (${column('requestId')}, ${column('relation')}, ${column('rowId')}) ` +
+      `select ?, ?, row_id::text from detached`;
+    const result = await em.getConnection().execute<{ affectedRows: number }>(sql, [...parentIds, requestId, relation.relation], 'run', em.getTransactionContext());
+    return result.affectedRows;
+  }
+}
+
+function initialProgress(relations: readonly RelationPolicy[]): Record<string, RelationProgress> {
+  const progress: Record<string, RelationProgress> = {};
+  for (const relation of relations.filter((r) => isAsyncPolicy(r.policy))) {
+    progress[relation.relation] = { policy: relation.policy, childEntity: relation.childMeta.className, cursor: null, processed: 0, done: false };
+  }
+  return progress;
+}

@@ -1,0 +1,126 @@
+import { InjectQueue, OnWorkerEvent, WorkerHost } from '@nestjs/bullmq';
+import { Inject, Injectable, Logger, type OnApplicationBootstrap } from '@nestjs/common';
+import { UnrecoverableError, type Job, type Queue } from 'bullmq';
+import { DeletionError } from '../errors/deletion.error.js';
+import { DeletionEvents } from '../events/deletion-events.js';
+import type { DeletionRequest, RequestError } from '../outbox/deletion-request.entity.js';
+import { OutboxRelay } from '../outbox/outbox-relay.js';
+import { RESOLVED_DELETION_OPTIONS } from '../deletion.constants.js';
+import type { ResolvedDeletionOptions } from '../interfaces/deletion-module-options.interface.js';
+import { CASCADE_JOB, DELETION_QUEUE, RELAY_JOB, RELAY_SCHEDULER_ID, type CascadeJobData } from './deletion-queue.constants.js';
+import { RequestRunner } from './request-runner.js';
+
+/**
+ * The BullMQ worker that runs queued cascades. Its `@Processor` metadata (and so its worker
+ * options) is applied per application by `createCascadeProcessor`, from the module's options.
+ */
+@Injectable()
+export class CascadeProcessor extends WorkerHost implements OnApplicationBootstrap {
+  private readonly logger = new Logger(CascadeProcessor.name);
+
+  constructor(
+    @InjectQueue(DELETION_QUEUE) private readonly queue: Queue,
+    @Inject(RequestRunner) private readonly runner: RequestRunner,
+    @Inject(OutboxRelay) private readonly relay: OutboxRelay,
+    @Inject(DeletionEvents) private readonly events: DeletionEvents,
+    @Inject(RESOLVED_DELETION_OPTIONS) private readonly options: ResolvedDeletionOptions,
+  ) {
+    super();
+  }
+
+  /** Schedules the relay and runs it once, so requests stranded while no worker ran move on. */
+  async onApplicationBootstrap(): Promise<void> {
+    const { intervalMs } = this.options.relay;
+    if (intervalMs > 0) {
+      try {
+        await this.queue.upsertJobScheduler(RELAY_SCHEDULER_ID, { every: intervalMs }, { name: RELAY_JOB, opts: { removeOnComplete: true, removeOnFail: 100 } });
+      } catch (error) {
+        this.logger.warn(`Could not schedule the deletion relay: ${(error as Error).message}`);
+      }
+    }
+  }
+
+  async process(job: Job): Promise<unknown> {
+    if (job.name === RELAY_JOB) {
+      return { enqueued: await this.relay.run() };
+    }
+    const requestId = parsePayload(job);
+    try {
+      const outcome = await this.runner.run(requestId);
+      if (outcome.kind === 'completed') {
+        this.announceCompleted(outcome.completed);
+      } else if (outcome.kind === 'missing') {
+        this.logger.warn(`Deletion request ${requestId} does not exist; job ${job.id} ignored.`);
+      }
+      return { outcome: outcome.kind };
+    } catch (error) {
+      const final = error instanceof UnrecoverableError || job.attemptsMade + 1 >= (job.opts.attempts ?? 1);
+      await this.recordFailure(requestId, error, final);
+      if (!final) {
+        this.logger.warn(`Deletion request ${requestId} attempt ${job.attemptsMade + 1} failed, will retry: ${(error as Error).message}`);
+      }
+      throw error;
+    }
+  }
+
+  /** A job that stalled too often, or failed outside `process`, still marks its request failed. */
+  @OnWorkerEvent('failed')
+  async onFailed(job: Job | undefined, error: Error): Promise<void> {
+    if (!job || job.name !== CASCADE_JOB) {
+      return;
+    }
+    const requestId = (job.data as Partial<CascadeJobData> | undefined)?.requestId;
+    if (typeof requestId !== 'string') {
+      this.logger.error(`Job ${job.id} failed: ${error.message}`);
+      return;
+    }
+    if (job.attemptsMade >= (job.opts.attempts ?? 1) || error instanceof UnrecoverableError) {
+      await this.recordFailure(requestId, error, true);
+    }
+  }
+
+  /** Stores the error on the request; announces it (log, event) when it has just become failed. */
+  private async recordFailure(requestId: string, error: unknown, final: boolean): Promise<void> {
+    try {
+      const { request, newlyFailed } = await this.runner.recordFailure(requestId, describe(error), final);
+      if (request && newlyFailed) {
+        this.announceFailed(request);
+      }
+    } catch (recordError) {
+      this.logger.error(`Could not record the failure of deletion request ${requestId}: ${(recordError as Error).message}`);
+    }
+  }
+
+  private announceCompleted(completed: DeletionRequest[]): void {
+    for (const request of completed) {
+      const root = request.id === request.rootId;
+      if (root) {
+        this.logger.log(`Deletion ${request.id} of ${request.entity} ${JSON.stringify(request.parentIds)} completed.`);
+      }
+      this.events.emit('completed', { requestId: request.id, rootId: request.rootId, root, entity: request.entity, path: request.path });
+    }
+  }
+
+  private announceFailed(request: DeletionRequest): void {
+    const error = request.error ?? { message: 'unknown error' };
+    this.logger.error(`Deletion request ${request.id} (${request.path}, root ${request.rootId}) failed: ${error.message}`);
+    this.events.emit('failed', { requestId: request.id, rootId: request.rootId, entity: request.entity, path: request.path, error });
+  }
+
+}
+
+function parsePayload(job: Job): string {
+  const requestId = (job.data as Partial<CascadeJobData> | undefined)?.requestId;
+  if (typeof requestId !== 'string' || !/^[0-9a-f-]{36}$/i.test(requestId)) {
+    throw new UnrecoverableError(`Job ${job.id} (${job.name}) has a malformed payload ${JSON.stringify(job.data)}: expected { requestId: <uuid> }.`);
+  }
+  return requestId;
+}
+
+function describe(error: unknown): RequestError {
+  if (error instanceof DeletionError) {
+    const { statusCode: _status, error: _text, ...body } = error.getResponse();
+    return body;
+  }
+  return { message: error instanceof Error ? error.message : String(error), code: 'DELETION_CASCADE_ERROR' };
+}

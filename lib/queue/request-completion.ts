@@ -1,0 +1,52 @@
+import { LockMode, type EntityManager, type FilterQuery } from '@mikro-orm/core';
+import { Inject, Injectable } from '@nestjs/common';
+import { DeletionRequest } from '../outbox/deletion-request.entity.js';
+import { PolicyRegistry } from '../registry/policy-registry.js';
+
+/**
+ * Completes a request once its own relations are walked and all its child requests have
+ * completed, then tries its parent: the root completes only when its whole subtree has. Row locks
+ * (child, then parent) make a parent finishing its own work and a child completing agree.
+ */
+@Injectable()
+export class RequestCompletion {
+  constructor(@Inject(PolicyRegistry) private readonly registry: PolicyRegistry) {}
+
+  /** Returns the requests completed by this call, innermost first. `request` must be locked. */
+  async tryComplete(em: EntityManager, request: DeletionRequest): Promise<DeletionRequest[]> {
+    if (!request.ownWorkDone || request.state === 'completed' || request.state === 'failed') {
+      return [];
+    }
+    const open = await em.count(DeletionRequest, { parentId: request.id, state: { $ne: 'completed' } });
+    if (open > 0) {
+      return [];
+    }
+    if (request.tombstone) {
+      await this.purgeTombstoned(em, request);
+    }
+    request.state = 'completed';
+    request.completedAt = new Date();
+    request.updatedAt = new Date();
+    request.error = null;
+    await em.flush();
+    if (!request.parentId) {
+      return [request];
+    }
+    const parent = await em.findOne(DeletionRequest, { id: request.parentId }, { lockMode: LockMode.PESSIMISTIC_WRITE, refresh: true });
+    return parent ? [request, ...(await this.tryComplete(em, parent))] : [request];
+  }
+
+  /** Tombstone mode: the marked parent rows go last, once nothing of theirs is left. */
+  private async purgeTombstoned(em: EntityManager, request: DeletionRequest): Promise<void> {
+    const policy = this.registry.forEntityName(request.entity);
+    if (!policy?.tombstone) {
+      return;
+    }
+    const pk = policy.meta.primaryKeys[0]!;
+    await em.nativeDelete(
+      policy.meta.class,
+      { [pk]: { $in: request.parentIds }, [policy.tombstone]: { $ne: null } } as FilterQuery<object>,
+      { filters: false },
+    );
+  }
+}

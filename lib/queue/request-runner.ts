@@ -1,0 +1,122 @@
+import { setTimeout as sleep } from 'node:timers/promises';
+import { LockMode, MikroORM, type EntityManager, type FilterQuery } from '@mikro-orm/core';
+import { Inject, Injectable } from '@nestjs/common';
+import { CascadeContext } from '../cascade/cascade-context.js';
+import { RESOLVED_DELETION_OPTIONS } from '../deletion.constants.js';
+import type { ResolvedDeletionOptions } from '../interfaces/deletion-module-options.interface.js';
+import { DeletionRequest, type RequestError } from '../outbox/deletion-request.entity.js';
+import { PolicyRegistry, type EntityPolicy } from '../registry/policy-registry.js';
+import { CascadeBatches } from './cascade-batches.js';
+import { RequestCompletion } from './request-completion.js';
+
+/** How a run of a request ended. */
+export type RunOutcome =
+  | { kind: 'completed'; completed: DeletionRequest[] }
+  | { kind: 'waiting' } // own work done, child requests still open
+  | { kind: 'finished-before' } // already completed or failed
+  | { kind: 'missing' };
+
+type Step = RunOutcome | { kind: 'continue' };
+
+/**
+ * Runs one deletion request batch by batch. Each batch is one transaction that locks the request
+ * row, does the work and stores the new cursor, so a worker killed at any point resumes from the
+ * last committed batch, and two deliveries of the same job serialize on the lock.
+ */
+@Injectable()
+export class RequestRunner {
+  constructor(
+    @Inject(MikroORM) private readonly orm: MikroORM,
+    @Inject(PolicyRegistry) private readonly registry: PolicyRegistry,
+    @Inject(CascadeBatches) private readonly batches: CascadeBatches,
+    @Inject(RequestCompletion) private readonly completion: RequestCompletion,
+    @Inject(RESOLVED_DELETION_OPTIONS) private readonly options: ResolvedDeletionOptions,
+  ) {}
+
+  async run(requestId: string): Promise<RunOutcome> {
+    const pause = this.options.worker === false ? 0 : this.options.worker.pauseBetweenBatchesMs;
+    for (;;) {
+      const step = await this.orm.em.fork().transactional((em) => this.step(em, requestId));
+      if (step.kind !== 'continue') {
+        return step;
+      }
+      if (pause > 0) {
+        await sleep(pause);
+      }
+    }
+  }
+
+  /** Records a failed attempt; `final` marks the request failed (no more automatic retries). */
+  async recordFailure(requestId: string, error: RequestError, final: boolean): Promise<{ request: DeletionRequest | null; newlyFailed: boolean }> {
+    return this.orm.em.fork().transactional(async (em) => {
+      const request = await em.findOne(DeletionRequest, { id: requestId }, { lockMode: LockMode.PESSIMISTIC_WRITE });
+      if (!request || request.state === 'completed' || request.state === 'failed') {
+        return { request, newlyFailed: false };
+      }
+      request.attempts += 1;
+      request.error = error;
+      request.updatedAt = new Date();
+      if (final) {
+        request.state = 'failed';
+      }
+      return { request, newlyFailed: final };
+    });
+  }
+
+  private async step(em: EntityManager, requestId: string): Promise<Step> {
+    const request = await em.findOne(DeletionRequest, { id: requestId }, { lockMode: LockMode.PESSIMISTIC_WRITE });
+    if (!request) {
+      return { kind: 'missing' };
+    }
+    if (request.state === 'completed' || request.state === 'failed') {
+      return { kind: 'finished-before' };
+    }
+    if (request.state === 'pending') {
+      request.state = 'running';
+      request.startedAt ??= new Date();
+    }
+    request.updatedAt = new Date();
+    const policy = this.policyOf(request);
+    const next = policy.relations.find((r) => request.progress[r.relation] && !request.progress[r.relation]!.done);
+    if (next) {
+      const progress = request.progress[next.relation]!;
+      const scope = { requestId: request.id, rootId: request.rootId, path: `${request.path}.${next.relation}`, ensureWritten: async () => {} };
+      const batch = await CascadeContext.runInRequest(scope, () => this.batches.run(em, next, request, progress));
+      request.progress = {
+        ...request.progress,
+        [next.relation]: { ...progress, cursor: batch.cursor, processed: progress.processed + batch.count, done: batch.done },
+      };
+      return { kind: 'continue' };
+    }
+    if (request.tombstone && (await this.reopenLateChildren(em, policy, request))) {
+      return { kind: 'continue' };
+    }
+    request.ownWorkDone = true;
+    const completed = await this.completion.tryComplete(em, request);
+    return completed.length > 0 ? { kind: 'completed', completed } : { kind: 'waiting' };
+  }
+
+  /**
+   * Before a tombstoned parent is hard-deleted: children inserted while its cascade ran would make
+   * the delete fail on the foreign key, so their relations are walked again.
+   */
+  private async reopenLateChildren(em: EntityManager, policy: EntityPolicy, request: DeletionRequest): Promise<boolean> {
+    let reopened = false;
+    for (const relation of policy.relations.filter((r) => r.policy === 'destroyAsync' || r.policy === 'deleteAllAsync')) {
+      const where = { [relation.childProperty]: { $in: request.parentIds } } as FilterQuery<object>;
+      if (await em.findOne(relation.childMeta.class, where, { filters: false, fields: relation.childMeta.primaryKeys as never })) {
+        request.progress = { ...request.progress, [relation.relation]: { ...request.progress[relation.relation]!, cursor: null, done: false } };
+        reopened = true;
+      }
+    }
+    return reopened;
+  }
+
+  private policyOf(request: DeletionRequest): EntityPolicy {
+    const policy = this.registry.forEntityName(request.entity);
+    if (!policy) {
+      throw new Error(`Deletion request ${request.id} is for ${request.entity}, which has no deletion policy in this application.`);
+    }
+    return policy;
+  }
+}

@@ -1,0 +1,42 @@
+import type { MikroORM } from '@mikro-orm/core';
+import { getDependentDeclarations } from '../decorators/dependent.decorator.js';
+import { DeletionConfigurationError } from '../errors/deletion-configuration.error.js';
+import type { ResolvedDeletionOptions } from '../interfaces/deletion-module-options.interface.js';
+import { DeletionOrphan } from '../outbox/deletion-orphan.entity.js';
+import { DeletionRequest } from '../outbox/deletion-request.entity.js';
+import { isAsyncPolicy } from '../policies/policy-names.js';
+import { PolicyRegistry } from './policy-registry.js';
+import { resolvePolicies } from './policy-resolver.js';
+
+/** The filter that hides tombstoned rows from ordinary queries. */
+export const TOMBSTONE_FILTER = 'deletion:tombstone';
+
+/**
+ * Builds the registry at bootstrap from the module's options and `@Dependent()` declarations,
+ * checks that the module's own entities are registered when the queue is needed, and installs the
+ * tombstone filters.
+ */
+export function createPolicyRegistry(orm: MikroORM, options: ResolvedDeletionOptions): PolicyRegistry {
+  const registry = resolvePolicies({
+    metadata: orm.getMetadata(),
+    definitions: options.policies,
+    decorated: getDependentDeclarations(),
+    defaultBatchSize: options.batchSize,
+  });
+  const queued = registry.all().some((p) => p.tombstone !== undefined || p.relations.some((r) => isAsyncPolicy(r.policy)));
+  const registered = [DeletionRequest, DeletionOrphan].every((cls) => orm.getMetadata().find(cls as never));
+  if (queued && !registered) {
+    throw DeletionConfigurationError.create(
+      'DELETION_CONFIG_ENTITIES_MISSING',
+      { option: 'entities' },
+      'queued policies (destroyAsync, deleteAllAsync, nullifyThenPurge, tombstone) store their requests in deletion_request and deletion_orphan, whose entities MikroORM does not know.',
+      'add ...DELETION_ENTITIES to the `entities` of your MikroORM configuration.',
+    );
+  }
+  for (const policy of registry.all()) {
+    if (policy.tombstone !== undefined) {
+      policy.meta.filters[TOMBSTONE_FILTER] = { name: TOMBSTONE_FILTER, cond: { [policy.tombstone]: null }, default: true };
+    }
+  }
+  return registry;
+}
