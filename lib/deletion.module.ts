@@ -7,6 +7,7 @@ import { RESOLVED_DELETION_OPTIONS } from './deletion.constants.js';
 import { ConfigurableDeletionModule, DELETION_MODULE_OPTIONS } from './deletion.module-definition.js';
 import { resolveOptions } from './deletion.options.js';
 import { DeletionService } from './deletion.service.js';
+import { DeletionDoctor } from './doctor/deletion-doctor.js';
 import { DeletionEvents } from './events/deletion-events.js';
 import { OutboxPublisher } from './outbox/outbox-publisher.js';
 import { OutboxRelay } from './outbox/outbox-relay.js';
@@ -18,7 +19,10 @@ import { DELETION_QUEUE } from './queue/deletion-queue.constants.js';
 import { RequestCompletion } from './queue/request-completion.js';
 import { RequestRunner } from './queue/request-runner.js';
 import { PolicyRegistry } from './registry/policy-registry.js';
+import { DeletionPlanner } from './plan/deletion-planner.js';
 import { createPolicyRegistry } from './registry/registry.factory.js';
+import { OrphanSweeper } from './sweeper/orphan-sweeper.js';
+import { ValidationHoister } from './validation/validation-hoister.js';
 
 /**
  * Declared deletion policies for MikroORM entities, with queued cascades on BullMQ. Import once,
@@ -37,19 +41,23 @@ import { createPolicyRegistry } from './registry/registry.factory.js';
     {
       provide: CascadeProcessor,
       useFactory: createCascadeProcessor,
-      inject: [getQueueToken(DELETION_QUEUE), RequestRunner, OutboxRelay, DeletionEvents, RESOLVED_DELETION_OPTIONS],
+      inject: [getQueueToken(DELETION_QUEUE), RequestRunner, OutboxRelay, OrphanSweeper, DeletionEvents, RESOLVED_DELETION_OPTIONS],
     },
     CascadeExecutor,
     CascadeBatches,
+    DeletionDoctor,
     DeletionEvents,
     DeletionService,
     DeletionSubscriber,
     OutboxPublisher,
     OutboxRelay,
+    OrphanSweeper,
     RequestCompletion,
     RequestRunner,
+    DeletionPlanner,
     RequestWriter,
+    ValidationHoister,
   ],
-  exports: [DeletionService, DeletionEvents, PolicyRegistry],
+  exports: [DeletionService, DeletionEvents, PolicyRegistry, DeletionDoctor, OrphanSweeper, RESOLVED_DELETION_OPTIONS],
 })
 export class DeletionModule extends ConfigurableDeletionModule {}

@@ -1,5 +1,6 @@
+import { DOCTOR_MODES, type DoctorMode } from './doctor/doctor-finding.js';
 import { DeletionConfigurationError } from './errors/deletion-configuration.error.js';
-import type { DeletionModuleOptions, ResolvedDeletionOptions } from './interfaces/deletion-module-options.interface.js';
+import type { DeletionHealthOptions, DeletionModuleOptions, ResolvedDeletionOptions } from './interfaces/deletion-module-options.interface.js';
 
 export const DEFAULT_BATCH_SIZE = 1000;
 
@@ -32,8 +33,27 @@ export function resolveOptions(options: DeletionModuleOptions): ResolvedDeletion
       intervalMs: nonNegative('relay.intervalMs', options.relay?.intervalMs, 10_000),
       graceMs: nonNegative('relay.graceMs', options.relay?.graceMs, 5_000),
     },
+    sweeper: {
+      intervalMs: nonNegative('sweeper.intervalMs', options.sweeper?.intervalMs, 300_000),
+      batchSize: positive('sweeper.batchSize', options.sweeper?.batchSize, 1000),
+    },
+    validation: {
+      maxInstances: nonNegative('validation.maxInstances', options.validation?.maxInstances, 10_000),
+      maxBlockers: positive('validation.maxBlockers', options.validation?.maxBlockers, 20),
+    },
+    health: resolveHealthOptions(options.health),
+    doctor: doctorMode(options.doctor),
   };
   return Object.freeze(resolved);
+}
+
+/** The health indicator's thresholds; also applied to the overrides of one `isHealthy()` call. */
+export function resolveHealthOptions(health: DeletionHealthOptions | undefined): Readonly<Required<DeletionHealthOptions>> {
+  return Object.freeze({
+    maxFailed: nonNegative('health.maxFailed', health?.maxFailed, 0),
+    maxLagMs: positive('health.maxLagMs', health?.maxLagMs, 60_000),
+    timeoutMs: positive('health.timeoutMs', health?.timeoutMs, 2_000),
+  });
 }
 
 function positive(option: string, value: number | undefined, fallback: number): number {
@@ -55,4 +75,17 @@ function integer(option: string, value: number | undefined, fallback: number, mi
     );
   }
   return n;
+}
+
+/** The `doctor` option, checked against the same array as its type. */
+function doctorMode(value: DoctorMode | undefined): DoctorMode {
+  if (value === undefined || DOCTOR_MODES.includes(value)) {
+    return value ?? 'error';
+  }
+  throw DeletionConfigurationError.create(
+    'DELETION_CONFIG_INVALID_OPTION',
+    { option: 'doctor' },
+    `doctor ${JSON.stringify(value)} is not a doctor mode.`,
+    `pass one of ${DOCTOR_MODES.map((mode) => `'${mode}'`).join(', ')} (default 'error').`,
+  );
 }

@@ -4,9 +4,13 @@ import { CascadeContext } from './cascade/cascade-context.js';
 import { DeletionConfigurationError } from './errors/deletion-configuration.error.js';
 import { DeletionRequestNotFoundError } from './errors/deletion-request-not-found.error.js';
 import { DeletionTargetNotFoundError } from './errors/deletion-target-not-found.error.js';
+import { DeletionDoctor } from './doctor/deletion-doctor.js';
+import type { DoctorFinding } from './doctor/doctor-finding.js';
 import type { DeletionReceipt } from './interfaces/deletion-receipt.interface.js';
 import { DeletionRequest } from './outbox/deletion-request.entity.js';
 import { OutboxPublisher } from './outbox/outbox-publisher.js';
+import type { DeletionPlan } from './plan/deletion-plan.js';
+import { DeletionPlanner } from './plan/deletion-planner.js';
 import { summarize, type DeletionStatus } from './status/deletion-status.js';
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
@@ -25,6 +29,8 @@ export class DeletionService {
   constructor(
     @Inject(MikroORM) private readonly orm: MikroORM,
     @Inject(OutboxPublisher) private readonly publisher: OutboxPublisher,
+    @Inject(DeletionPlanner) private readonly planner: DeletionPlanner,
+    @Inject(DeletionDoctor) private readonly schemaDoctor: DeletionDoctor,
   ) {}
 
   /**
@@ -53,6 +59,19 @@ export class DeletionService {
   }
 
   /**
+   * Previews what `destroy(entity, id)` would do, writing nothing: for each relation path its
+   * entity, policy, whether it runs now or later, the row count, and the validators' blockers.
+   *
+   * @throws DeletionTargetNotFoundError (404) when no such row exists.
+   * @example
+   * const plan = await deletions.plan(Author, 42);
+   * if (!plan.allowed) console.table(plan.blockers);
+   */
+  async plan<T extends object>(entity: EntityClass<T>, id: unknown): Promise<DeletionPlan> {
+    return this.planner.plan(this.metadataOf(entity), id);
+  }
+
+  /**
    * The state and progress of a deletion request and everything it spawned.
    *
    * @throws DeletionRequestNotFoundError (404) for an unknown id.
@@ -77,6 +96,17 @@ export class DeletionService {
       await this.publisher.replace(failed);
     }
     return this.status(requestId);
+  }
+
+  /**
+   * Compares the declared policies with the database's real schema, as the doctor does at
+   * bootstrap, and returns every finding (errors and warnings) without throwing: for tooling and CI.
+   *
+   * @example
+   * const errors = (await deletions.doctor()).filter((f) => f.severity === 'error');
+   */
+  doctor(): Promise<DoctorFinding[]> {
+    return this.schemaDoctor.inspect();
   }
 
   private async find(requestId: string): Promise<DeletionRequest> {

@@ -11,6 +11,8 @@ import {
 import { Inject, Injectable, type OnModuleInit } from '@nestjs/common';
 import { OutboxPublisher } from '../outbox/outbox-publisher.js';
 import { PolicyRegistry, type EntityPolicy } from '../registry/policy-registry.js';
+import { ValidationHoister } from '../validation/validation-hoister.js';
+import { CascadeContext } from './cascade-context.js';
 import { CascadeExecutor } from './cascade-executor.js';
 
 const DELETES: readonly ChangeSetType[] = [ChangeSetType.DELETE, ChangeSetType.DELETE_EARLY];
@@ -36,6 +38,7 @@ export class DeletionSubscriber implements EventSubscriber, OnModuleInit {
     @Inject(PolicyRegistry) private readonly registry: PolicyRegistry,
     @Inject(CascadeExecutor) private readonly executor: CascadeExecutor,
     @Inject(OutboxPublisher) private readonly publisher: OutboxPublisher,
+    @Inject(ValidationHoister) private readonly hoister: ValidationHoister,
   ) {}
 
   onModuleInit(): void {
@@ -101,8 +104,15 @@ export class DeletionSubscriber implements EventSubscriber, OnModuleInit {
     await this.apply(args, policy, group);
   }
 
+  /**
+   * A deletion's entry point (not reached through another cascade) first runs every validator of
+   * the rows it would delete, at any depth, before anything is written.
+   */
   private async apply(args: EventArgs<object>, policy: EntityPolicy, group: ChangeSet<object>[]): Promise<void> {
     const ids = group.map((changeSet) => helper(changeSet.entity).getPrimaryKey());
+    if (!CascadeContext.currentRequest()) {
+      await this.hoister.assertDeletable(args.em, { meta: policy.meta, ids, entities: group.map((cs) => cs.entity) });
+    }
     await this.executor.applyPolicies(args.em, policy, ids);
   }
 }

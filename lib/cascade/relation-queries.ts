@@ -64,6 +64,18 @@ export class RelationQueries {
     return { count: await removeAll(fork, page), last: page.at(-1)?.[this.relation.childMeta.primaryKeys[0]!] ?? cursor };
   }
 
+  /** The keys of the next `limit` children, in key order: the rows `deleteBatch` would delete. */
+  async nextKeys(em: EntityManager, parentIds: readonly unknown[], limit: number): Promise<unknown[]> {
+    const pk = this.relation.childMeta.primaryKeys[0]!;
+    const rows = await em.find(this.relation.childMeta.class as new () => Record<string, unknown>, this.childrenOf(parentIds) as never, {
+      fields: [pk] as never,
+      orderBy: { [pk]: 'asc' } as never,
+      limit,
+      filters: false,
+    });
+    return rows.map((row) => row[pk]);
+  }
+
   /** `deleteAllAsync`: deletes one bounded batch of children with a single statement. */
   async deleteBatch(em: EntityManager, parentIds: readonly unknown[], limit: number): Promise<number> {
     const { childMeta, childProperty } = this.relation;

@@ -1,3 +1,4 @@
+import type { DoctorMode } from '../doctor/doctor-finding.js';
 import type { PolicyDefinition } from '../policies/define-policy.js';
 
 /** How cascade jobs are added to the queue. */
@@ -37,6 +38,32 @@ export interface DeletionRelayOptions {
   graceMs?: number;
 }
 
+/** Thresholds of `DeletionHealthIndicator` (`@nestjs/terminus`); each call may override them. */
+export interface DeletionHealthOptions {
+  /** Failed deletion requests tolerated before the indicator is `down`. Default 0. */
+  maxFailed?: number;
+  /** Age of the oldest pending or running request past which the indicator is `down`. Default 60,000 ms. */
+  maxLagMs?: number;
+  /** Time each probe (queue, database) may take before it counts as unreachable. Default 2,000 ms. */
+  timeoutMs?: number;
+}
+
+/** The orphan sweeper: children left behind by parents deleted outside the module, or in the orphan window. */
+export interface DeletionSweeperOptions {
+  /** How often it runs, as a BullMQ job scheduler. 0 turns it off. Default 300,000 ms (5 minutes). */
+  intervalMs?: number;
+  /** Missing parents handled per relation and run. Default 1,000. */
+  batchSize?: number;
+}
+
+/** `@ValidateBeforeDestroy()` limits. */
+export interface DeletionValidationOptions {
+  /** Rows instance validators may load for one deletion; past it the deletion is refused. Default 10,000. */
+  maxInstances?: number;
+  /** Blockers reported (per deletion and per path); the total is always counted. Default 20. */
+  maxBlockers?: number;
+}
+
 /** Options of `DeletionModule.forRoot()` / `forRootAsync()`. */
 export interface DeletionModuleOptions {
   /** Policies declared with `definePolicy()`; merged with `@Dependent()` declarations. */
@@ -47,6 +74,14 @@ export interface DeletionModuleOptions {
   /** `false`: this process only enqueues (a web-only instance); cascades run elsewhere. */
   worker?: DeletionWorkerOptions | false;
   relay?: DeletionRelayOptions;
+  validation?: DeletionValidationOptions;
+  sweeper?: DeletionSweeperOptions;
+  health?: DeletionHealthOptions;
+  /**
+   * What the schema doctor does at bootstrap: `'error'` (default) stops the boot on error findings
+   * and logs warnings, `'warn'` logs every finding, `'off'` skips it. See `DeletionService.doctor()`.
+   */
+  doctor?: DoctorMode;
 }
 
 /** Options after defaults are applied: what the module's services read. */
@@ -56,4 +91,8 @@ export interface ResolvedDeletionOptions {
   readonly queue: Readonly<Required<DeletionQueueOptions>>;
   readonly worker: Readonly<Required<Omit<DeletionWorkerOptions, 'limiter'>> & Pick<DeletionWorkerOptions, 'limiter'>> | false;
   readonly relay: Readonly<Required<DeletionRelayOptions>>;
+  readonly validation: Readonly<Required<DeletionValidationOptions>>;
+  readonly sweeper: Readonly<Required<DeletionSweeperOptions>>;
+  readonly health: Readonly<Required<DeletionHealthOptions>>;
+  readonly doctor: DoctorMode;
 }

@@ -1,7 +1,9 @@
-import { EntitySchema } from '@mikro-orm/core';
+import { EntitySchema, type Opt } from '@mikro-orm/core';
 
 export const REQUEST_STATES = ['pending', 'running', 'completed', 'failed'] as const;
 export type RequestState = (typeof REQUEST_STATES)[number];
+
+export type RequestOrigin = 'deletion' | 'sweeper';
 
 /** How far one relation of a request has been walked. */
 export interface RelationProgress {
@@ -35,16 +37,18 @@ export class DeletionRequest {
   entity!: string;
   parentIds!: unknown[];
   path!: string;
-  state: RequestState = 'pending';
+  state: Opt<RequestState> = 'pending';
   progress: Record<string, RelationProgress> = {};
   /** The request's own relations are all walked; it completes once its child requests have. */
-  ownWorkDone = false;
+  ownWorkDone: Opt<boolean> = false;
   /** Tombstone mode: the parent rows are hard-deleted when the subtree completes. */
-  tombstone = false;
-  attempts = 0;
+  tombstone: Opt<boolean> = false;
+  /** `deletion`: written by a delete; `sweeper`: filed by the orphan sweeper for rows whose parent is gone. */
+  origin: Opt<RequestOrigin> = 'deletion';
+  attempts: Opt<number> = 0;
   error?: RequestError | null;
-  createdAt: Date = new Date();
-  updatedAt: Date = new Date();
+  createdAt: Opt<Date> = new Date();
+  updatedAt: Opt<Date> = new Date();
   startedAt?: Date | null;
   completedAt?: Date | null;
 }
@@ -64,6 +68,7 @@ export const DeletionRequestSchema = new EntitySchema<DeletionRequest>({
     progress: { type: 'json' },
     ownWorkDone: { type: 'boolean', default: false },
     tombstone: { type: 'boolean', default: false },
+    origin: { type: 'text', default: 'deletion' },
     attempts: { type: 'integer', default: 0 },
     error: { type: 'json', nullable: true },
     createdAt: { type: 'datetime', defaultRaw: 'now()' },

@@ -17,10 +17,21 @@ export class OutboxPublisher {
   /** Request ids waiting for their transaction (keyed by MikroORM's transaction context). */
   private readonly waiting = new WeakMap<object, string[]>();
 
+  private lastConnectionWarning = 0;
+
   constructor(
     @InjectQueue(DELETION_QUEUE) private readonly queue: Queue,
     @Inject(RESOLVED_DELETION_OPTIONS) private readonly options: ResolvedDeletionOptions,
-  ) {}
+  ) {
+    // Without a listener BullMQ prints every failed reconnect; report them through the logger, at
+    // most every 30 s. Requests stay durable meanwhile and the relay enqueues them later.
+    this.queue.on('error', (error: Error) => {
+      if (Date.now() - this.lastConnectionWarning > 30_000) {
+        this.lastConnectionWarning = Date.now();
+        this.logger.warn(`Deletion queue connection error: ${error.message}`);
+      }
+    });
+  }
 
   /** Enqueues `requestId` once the transaction `em` is in commits. */
   afterCommit(em: EntityManager, requestId: string): void {

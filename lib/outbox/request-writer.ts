@@ -74,11 +74,33 @@ export class RequestWriter {
     };
   }
 
+  /**
+   * The sweeper's request: walk `relation` for parents that no longer exist (their children were
+   * left behind), as a root request of its own.
+   */
+  async writeSweep(em: EntityManager, relation: RelationPolicy, parentIds: readonly unknown[]): Promise<string> {
+    const id = randomUUID();
+    await this.insert(em, {
+      id,
+      rootId: id,
+      parentId: null,
+      entity: relation.entity,
+      parentIds: [...parentIds],
+      path: relation.entity,
+      progress: initialProgress([relation]),
+      ownWorkDone: false,
+      tombstone: false,
+      origin: 'sweeper',
+    });
+    return id;
+  }
+
   private async insert(
     em: EntityManager,
-    data: Pick<DeletionRequest, 'id' | 'rootId' | 'parentId' | 'entity' | 'parentIds' | 'path' | 'progress' | 'ownWorkDone' | 'tombstone'>,
+    data: Pick<DeletionRequest, 'id' | 'rootId' | 'parentId' | 'entity' | 'parentIds' | 'path' | 'progress' | 'ownWorkDone' | 'tombstone'> &
+      Partial<Pick<DeletionRequest, 'origin'>>,
   ): Promise<void> {
-    await em.insert(DeletionRequest, { ...data, state: 'pending', attempts: 0 } as never);
+    await em.insert(DeletionRequest, { origin: 'deletion', ...data, state: 'pending', attempts: 0 } as never);
     this.publisher.afterCommit(em, data.id);
     if (!data.parentId) {
       CascadeContext.currentDestroy()?.rootRequestIds.push(data.id);

@@ -1,9 +1,10 @@
 import type { EntityManager, FilterQuery } from '@mikro-orm/core';
-import { Injectable } from '@nestjs/common';
+import { Inject, Injectable } from '@nestjs/common';
 import { RelationQueries, removeAll } from '../cascade/relation-queries.js';
 import { DeletionOrphan } from '../outbox/deletion-orphan.entity.js';
 import type { DeletionRequest, RelationProgress } from '../outbox/deletion-request.entity.js';
-import type { RelationPolicy } from '../registry/policy-registry.js';
+import { PolicyRegistry, type RelationPolicy } from '../registry/policy-registry.js';
+import { ValidationHoister } from '../validation/validation-hoister.js';
 
 /** What one batch did: rows handled, the new keyset cursor, and whether the relation is done. */
 export interface BatchResult {
@@ -18,15 +19,33 @@ export interface BatchResult {
  */
 @Injectable()
 export class CascadeBatches {
+  constructor(
+    @Inject(ValidationHoister) private readonly hoister: ValidationHoister,
+    @Inject(PolicyRegistry) private readonly registry: PolicyRegistry,
+  ) {}
+
+  /**
+   * Validators run again on every batch (state may have changed since the request): a refusal
+   * throws `DeletionBlockedError` before the batch deletes anything.
+   */
   async run(em: EntityManager, relation: RelationPolicy, request: DeletionRequest, progress: RelationProgress): Promise<BatchResult> {
     const queries = new RelationQueries(relation);
     const size = relation.batchSize;
+    const path = `${request.path}.${relation.relation}`;
+    const pk = relation.childMeta.primaryKeys[0]!;
     switch (relation.policy) {
       case 'destroyAsync': {
-        const { count, last } = await queries.destroyPage(em, request.parentIds, progress.cursor, size);
-        return { count, cursor: jsonKey(last), done: count < size };
+        const fork = em.fork({ clear: true, keepTransactionContext: true });
+        const page = await queries.page<Record<string, unknown>>(fork, request.parentIds, progress.cursor, size);
+        await this.hoister.assertDeletable(fork, { meta: relation.childMeta, ids: page.map((row) => row[pk]), entities: page, path });
+        const count = await removeAll(fork, page);
+        return { count, cursor: jsonKey(page.at(-1)?.[pk] ?? progress.cursor), done: count < size };
       }
       case 'deleteAllAsync': {
+        if (this.registry.hasValidators(relation.childMeta)) {
+          const ids = await queries.nextKeys(em, request.parentIds, size);
+          await this.hoister.assertDeletable(em, { meta: relation.childMeta, ids, path }, { descend: false });
+        }
         const count = await queries.deleteBatch(em, request.parentIds, size);
         return { count, cursor: null, done: count < size };
       }
@@ -55,6 +74,9 @@ export class CascadeBatches {
       { [child.primaryKeys[0]!]: { $in: orphans.map((o) => o.rowId) }, [relation.childProperty]: null } as FilterQuery<object>,
       { filters: false },
     );
+    const pk = child.primaryKeys[0]!;
+    const path = `${request.path}.${relation.relation}`;
+    await this.hoister.assertDeletable(fork, { meta: child, ids: rows.map((row) => (row as Record<string, unknown>)[pk]), entities: rows, path });
     const count = await removeAll(fork, rows);
     const last = orphans.at(-1)!.id;
     await em.nativeDelete(DeletionOrphan, { requestId: request.id, relation: relation.relation, id: { $lte: last } });

@@ -1,13 +1,16 @@
 import { InjectQueue, OnWorkerEvent, WorkerHost } from '@nestjs/bullmq';
 import { Inject, Injectable, Logger, type OnApplicationBootstrap } from '@nestjs/common';
 import { UnrecoverableError, type Job, type Queue } from 'bullmq';
+import { DeletionBlockedError } from '../errors/deletion-blocked.error.js';
+import { DeletionValidationBudgetError } from '../errors/deletion-validation-budget.error.js';
 import { DeletionError } from '../errors/deletion.error.js';
 import { DeletionEvents } from '../events/deletion-events.js';
 import type { DeletionRequest, RequestError } from '../outbox/deletion-request.entity.js';
 import { OutboxRelay } from '../outbox/outbox-relay.js';
+import { OrphanSweeper } from '../sweeper/orphan-sweeper.js';
 import { RESOLVED_DELETION_OPTIONS } from '../deletion.constants.js';
 import type { ResolvedDeletionOptions } from '../interfaces/deletion-module-options.interface.js';
-import { CASCADE_JOB, DELETION_QUEUE, RELAY_JOB, RELAY_SCHEDULER_ID, type CascadeJobData } from './deletion-queue.constants.js';
+import { CASCADE_JOB, DELETION_QUEUE, RELAY_JOB, RELAY_SCHEDULER_ID, SWEEP_JOB, SWEEP_SCHEDULER_ID, type CascadeJobData } from './deletion-queue.constants.js';
 import { RequestRunner } from './request-runner.js';
 
 /**
@@ -22,27 +25,43 @@ export class CascadeProcessor extends WorkerHost implements OnApplicationBootstr
     @InjectQueue(DELETION_QUEUE) private readonly queue: Queue,
     @Inject(RequestRunner) private readonly runner: RequestRunner,
     @Inject(OutboxRelay) private readonly relay: OutboxRelay,
+    @Inject(OrphanSweeper) private readonly sweeper: OrphanSweeper,
     @Inject(DeletionEvents) private readonly events: DeletionEvents,
     @Inject(RESOLVED_DELETION_OPTIONS) private readonly options: ResolvedDeletionOptions,
   ) {
     super();
   }
 
-  /** Schedules the relay and runs it once, so requests stranded while no worker ran move on. */
-  async onApplicationBootstrap(): Promise<void> {
-    const { intervalMs } = this.options.relay;
-    if (intervalMs > 0) {
-      try {
-        await this.queue.upsertJobScheduler(RELAY_SCHEDULER_ID, { every: intervalMs }, { name: RELAY_JOB, opts: { removeOnComplete: true, removeOnFail: 100 } });
-      } catch (error) {
-        this.logger.warn(`Could not schedule the deletion relay: ${(error as Error).message}`);
-      }
+  /**
+   * A process that runs a worker schedules the relay (a BullMQ job scheduler, so one relay runs at
+   * a time across processes; its first run is immediate). Boot does not wait for an unreachable
+   * queue: the scheduling is retried by the next worker to start.
+   */
+  onApplicationBootstrap(): void {
+    if (this.options.worker === false) {
+      return;
     }
+    this.schedule(RELAY_SCHEDULER_ID, RELAY_JOB, this.options.relay.intervalMs);
+    if (this.sweeper.relations().length > 0) {
+      this.schedule(SWEEP_SCHEDULER_ID, SWEEP_JOB, this.options.sweeper.intervalMs);
+    }
+  }
+
+  private schedule(schedulerId: string, name: string, every: number): void {
+    if (every <= 0) {
+      return;
+    }
+    this.queue
+      .upsertJobScheduler(schedulerId, { every }, { name, opts: { removeOnComplete: true, removeOnFail: 100 } })
+      .catch((error: Error) => this.logger.warn(`Could not schedule ${schedulerId}: ${error.message}`));
   }
 
   async process(job: Job): Promise<unknown> {
     if (job.name === RELAY_JOB) {
       return { enqueued: await this.relay.run() };
+    }
+    if (job.name === SWEEP_JOB) {
+      return this.sweeper.sweep();
     }
     const requestId = parsePayload(job);
     try {
@@ -54,12 +73,14 @@ export class CascadeProcessor extends WorkerHost implements OnApplicationBootstr
       }
       return { outcome: outcome.kind };
     } catch (error) {
-      const final = error instanceof UnrecoverableError || job.attemptsMade + 1 >= (job.opts.attempts ?? 1);
+      // A validator's refusal is not transient: retrying blindly would only fail again.
+      const refused = error instanceof DeletionBlockedError || error instanceof DeletionValidationBudgetError;
+      const final = refused || error instanceof UnrecoverableError || job.attemptsMade + 1 >= (job.opts.attempts ?? 1);
       await this.recordFailure(requestId, error, final);
       if (!final) {
         this.logger.warn(`Deletion request ${requestId} attempt ${job.attemptsMade + 1} failed, will retry: ${(error as Error).message}`);
       }
-      throw error;
+      throw refused ? new UnrecoverableError((error as Error).message) : error;
     }
   }
 

@@ -5,6 +5,8 @@ export const DELETION_QUEUE = 'deletion-cascade';
 export const CASCADE_JOB = 'cascade';
 export const RELAY_JOB = 'relay';
 export const RELAY_SCHEDULER_ID = 'deletion-relay';
+export const SWEEP_JOB = 'sweep';
+export const SWEEP_SCHEDULER_ID = 'deletion-sweeper';
 
 /** Payload of a cascade job; the job id is the request id too, so duplicates collapse. */
 export interface CascadeJobData {

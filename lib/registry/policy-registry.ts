@@ -1,4 +1,5 @@
 import type { EntityMetadata } from '@mikro-orm/core';
+import type { ValidatorDeclarations } from '../decorators/validate-before-destroy.decorator.js';
 import type { PolicyName } from '../policies/policy-names.js';
 
 /** One relation's policy, resolved against MikroORM's metadata at bootstrap. */
@@ -21,6 +22,8 @@ export interface EntityPolicy {
   readonly relations: readonly RelationPolicy[];
   /** Tombstone property: the request marks the parent instead of deleting it (DESIGN 2.2). */
   readonly tombstone?: string;
+  /** `@ValidateBeforeDestroy()` validators of this entity (and its base classes). */
+  readonly validators: ValidatorDeclarations;
 }
 
 /**
@@ -52,6 +55,12 @@ export class PolicyRegistry {
   /** Whether `meta`'s entity has any declared policy. */
   has(meta: EntityMetadata): boolean {
     return this.forMeta(meta) !== undefined;
+  }
+
+  /** Whether rows of `meta`'s entity have `@ValidateBeforeDestroy()` validators. */
+  hasValidators(meta: EntityMetadata): boolean {
+    const validators = this.forMeta(meta)?.validators;
+    return (validators?.methods.length ?? 0) + (validators?.sets.length ?? 0) > 0;
   }
 
   /** The entity classes that carry policies: what the deletion subscriber listens to. */

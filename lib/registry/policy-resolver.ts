@@ -1,4 +1,5 @@
 import { ReferenceKind, type EntityMetadata, type EntityProperty, type MetadataStorage } from '@mikro-orm/core';
+import { validatorsOf } from '../decorators/validate-before-destroy.decorator.js';
 import { DeletionConfigurationError } from '../errors/deletion-configuration.error.js';
 import type { RelationPolicyInput } from '../interfaces/policy-options.interface.js';
 import type { PolicyDefinition } from '../policies/define-policy.js';
@@ -72,6 +73,13 @@ export function resolvePolicies(input: ResolverInput): PolicyRegistry {
     }
   }
 
+  // Entities with validators but no policy still need the subscriber: their rows may be deleted directly.
+  for (const meta of metas) {
+    if (!declared.has(meta) && hasValidators(meta)) {
+      declared.set(meta, new Map());
+    }
+  }
+
   const policies: EntityPolicy[] = [];
   for (const [meta, relations] of declared) {
     const resolved: RelationPolicy[] = [];
@@ -90,7 +98,7 @@ export function resolvePolicies(input: ResolverInput): PolicyRegistry {
         config('DELETION_CONFIG_COMPOSITE_KEY', { entity: meta.className }, 'deletion policies need a single-column primary key.', 'give the entity a single primary key column.'),
       );
     }
-    policies.push({ meta, relations: resolved, tombstone });
+    policies.push({ meta, relations: resolved, tombstone, validators: validatorsOf(meta.class) });
   }
 
   if (errors.length > 0) {
@@ -178,6 +186,11 @@ function checkTombstone(meta: EntityMetadata, tombstone: string, errors: Deletio
       config('DELETION_CONFIG_TOMBSTONE', { entity: meta.className, option: 'tombstone' }, `tombstone property "${tombstone}" must be a nullable scalar column.`, `add @Property({ type: 'datetime', nullable: true }) ${tombstone}?: Date | null to ${meta.className}.`),
     );
   }
+}
+
+function hasValidators(meta: EntityMetadata): boolean {
+  const { methods, sets } = validatorsOf(meta.class);
+  return methods.length + sets.length > 0;
 }
 
 function normalize(input: RelationPolicyInput): { policy: PolicyName; batchSize?: number } {

@@ -1,4 +1,4 @@
-import type { DeletionRequest, RequestError, RequestState } from '../outbox/deletion-request.entity.js';
+import type { DeletionRequest, RequestError, RequestOrigin, RequestState } from '../outbox/deletion-request.entity.js';
 
 /** Progress of one relation path of a deletion, summed over every request on that path. */
 export interface PathProgress {
@@ -16,6 +16,8 @@ export interface DeletionStatus {
   rootId: string;
   entity: string;
   ids: unknown[];
+  /** `sweeper` when the orphan sweeper filed it. */
+  origin: RequestOrigin;
   /**
    * `completed` once the request and every request below it have; `failed` as soon as any of them
    * has; `running` once any work started; else `pending`.
@@ -36,7 +38,7 @@ export function summarize(request: DeletionRequest, family: readonly DeletionReq
   const counts = { requests: subtree.length, pending: 0, running: 0, completed: 0, failed: 0, processed: 0 };
   const byPath = new Map<string, PathProgress>();
   for (const r of subtree) {
-    counts[r.state] += 1;
+    counts[r.state as RequestState] += 1;
     for (const [relation, p] of Object.entries(r.progress ?? {})) {
       const path = `${r.path}.${relation}`;
       const entry = byPath.get(path) ?? { path, entity: p.childEntity, policy: p.policy, processed: 0, done: true };
@@ -51,6 +53,7 @@ export function summarize(request: DeletionRequest, family: readonly DeletionReq
     rootId: request.rootId,
     entity: request.entity,
     ids: request.parentIds,
+    origin: request.origin,
     state: stateOf(request, counts),
     createdAt: request.createdAt,
     startedAt: request.startedAt ?? null,

@@ -2,9 +2,12 @@ import { MikroORM, type EntityManager, type Options } from '@mikro-orm/core';
 import { MikroOrmModule } from '@mikro-orm/nestjs';
 import { PostgreSqlDriver } from '@mikro-orm/postgresql';
 import { ReflectMetadataProvider } from '@mikro-orm/decorators/legacy';
-import { BullModule } from '@nestjs/bullmq';
+import { BullModule, getQueueToken } from '@nestjs/bullmq';
+import type { Queue } from 'bullmq';
+import { Redis } from 'ioredis';
+import type { ModuleMetadata } from '@nestjs/common';
 import { Test, type TestingModule } from '@nestjs/testing';
-import { DELETION_ENTITIES, DeletionModule, DeletionService, type DeletionModuleOptions } from '../../lib/index.js';
+import { DELETION_ENTITIES, DELETION_QUEUE, DeletionModule, DeletionService, type DeletionModuleOptions } from '../../lib/index.js';
 import { QueryLog } from './query-log.js';
 import { REDIS_URL, createTestDatabase, databaseUrl } from './services.js';
 
@@ -15,6 +18,8 @@ export interface DeletionTestApp {
   em(): EntityManager;
   deletions: DeletionService;
   queries: QueryLog;
+  /** The module's BullMQ queue. */
+  queue: Queue;
   close(): Promise<void>;
 }
 
@@ -27,6 +32,10 @@ export interface DeletionTestAppOptions {
   queuePrefix?: string;
   /** Keep the existing schema and rows (a second app on the same database). */
   keepSchema?: boolean;
+  /** The Redis the queue connects to; defaults to the test Redis. */
+  redisUrl?: string;
+  /** More modules for the testing module (e.g. `DeletionHealthModule`). */
+  imports?: NonNullable<ModuleMetadata['imports']>;
 }
 
 /**
@@ -38,7 +47,13 @@ export async function createDeletionTestApp(options: DeletionTestAppOptions): Pr
     await createTestDatabase(options.database);
   }
   const queries = new QueryLog();
-  const module = await Test.createTestingModule({
+  // One Redis connection owned by the fixture: BullMQ shares it and duplicates it for workers, and
+  // the fixture closes it even when the boot fails (a failed compile never reaches module.close()).
+  const redis = new Redis(options.redisUrl ?? REDIS_URL, { maxRetriesPerRequest: null });
+  redis.on('error', () => undefined);
+  let module: TestingModule | undefined;
+  try {
+    module = await Test.createTestingModule({
     imports: [
       MikroOrmModule.forRoot({
         driver: PostgreSqlDriver,
@@ -50,28 +65,44 @@ export async function createDeletionTestApp(options: DeletionTestAppOptions): Pr
         logger: queries.logger,
         allowGlobalContext: true,
       }),
-      BullModule.forRoot({ connection: redisConnection(), prefix: options.queuePrefix ?? options.database }),
-      DeletionModule.forRoot(options.deletion ?? {}),
+      BullModule.forRoot({ connection: redis, prefix: options.queuePrefix ?? options.database }),
+      // The relay and the sweeper are off unless a test asks: their periodic queries and jobs would land in counts.
+      DeletionModule.forRoot({ relay: { intervalMs: 0 }, sweeper: { intervalMs: 0 }, ...options.deletion }),
+      ...(options.imports ?? []),
     ],
-  }).compile();
-  // The schema exists before the worker and the relay start with init().
-  const orm: MikroORM = module.get(MikroORM);
-  if (!options.keepSchema) {
-    await orm.schema.refresh();
+    }).compile();
+    // The schema exists before the worker and the relay start with init().
+    if (!options.keepSchema) {
+      await module.get(MikroORM).schema.refresh();
+      if (!options.redisUrl) {
+        // Jobs left by an earlier run of this file would name requests of a dropped database.
+        await module.get<Queue>(getQueueToken(DELETION_QUEUE)).obliterate({ force: true });
+      }
+    }
+    await module.init();
+  } catch (error) {
+    await module?.close().catch(() => undefined);
+    redis.disconnect();
+    throw error;
   }
-  await module.init();
+  const ready = module;
+  const orm: MikroORM = ready.get(MikroORM);
   return {
-    module,
+    module: ready,
     orm,
     em: () => orm.em.fork(),
-    deletions: module.get(DeletionService),
+    deletions: ready.get(DeletionService),
     queries,
-    close: () => module.close(),
+    queue: ready.get<Queue>(getQueueToken(DELETION_QUEUE)),
+    close: async () => {
+      await ready.close();
+      redis.disconnect();
+    },
   };
 }
 
 /** BullMQ connection options for the test Redis. */
-export function redisConnection(url = REDIS_URL): { host: string; port: number } {
+export function redisConnection(url: string = REDIS_URL): { host: string; port: number } {
   const parsed = new URL(url);
   return { host: parsed.hostname, port: Number(parsed.port || 6379) };
 }

@@ -1,0 +1,128 @@
+import type { EntityMetadata, EntityProperty } from '@mikro-orm/core';
+import { NULLIFYING_POLICIES, type PolicyName } from '../policies/policy-names.js';
+import type { EntityPolicy, PolicyRegistry, RelationPolicy } from '../registry/policy-registry.js';
+import { DOCTOR_CODES, type DoctorFinding } from './doctor-finding.js';
+import { foreignKeyMessage, missingMessage, notNullMessage, skippedMessage, unindexedMessage, type RelationSubject } from './doctor.messages.js';
+import type { ForeignKeyFacts, SchemaFacts, TableFacts } from './schema-inspector.js';
+
+/**
+ * Policies whose children are deleted after the parent row, in the queue: a foreign key that acts
+ * on the parent's delete defeats or blocks them. `nullifyThenPurge` is not one: it detaches the
+ * children in the request, before the parent's DELETE, so the constraint finds nothing to act on.
+ */
+const DELETED_AFTER_PARENT = ['destroyAsync', 'deleteAllAsync'] as const satisfies readonly PolicyName[];
+
+/** Set-based policies: the children's own policies and validators never run. */
+const SET_BASED = ['deleteAll', 'deleteAllAsync'] as const satisfies readonly PolicyName[];
+
+/**
+ * What else runs when a row of `meta` is destroyed one by one, described for a message (e.g.
+ * `@ValidateBeforeDestroy notPublished()`). The seam for validators, which have no registry yet.
+ */
+export type OwnDeletionLogic = (meta: EntityMetadata) => readonly string[];
+
+const none: OwnDeletionLogic = () => [];
+
+/**
+ * Compares every declared policy with the database's real schema (DESIGN 2.2 and 6), and returns
+ * the conflicts: foreign keys that defeat or block queued policies, NOT NULL columns under
+ * nullifying policies, foreign keys no index serves, and set-based policies that would skip the
+ * children's own policies. Pure: `schema` holds what the database said.
+ *
+ * Many-to-many relations are left out: they only take `restrict` or pivot-row removal, whose
+ * foreign keys sit on the pivot table MikroORM manages.
+ */
+export function diagnose(registry: PolicyRegistry, schema: SchemaFacts, ownDeletionLogic: OwnDeletionLogic = none): DoctorFinding[] {
+  const findings: DoctorFinding[] = [];
+  for (const owner of registry.all()) {
+    for (const relation of owner.relations) {
+      if (relation.kind !== 'm:n') {
+        findings.push(...diagnoseRelation(registry, owner, relation, schema, ownDeletionLogic));
+      }
+    }
+  }
+  return findings;
+}
+
+function diagnoseRelation(registry: PolicyRegistry, owner: EntityPolicy, relation: RelationPolicy, schema: SchemaFacts, ownDeletionLogic: OwnDeletionLogic): DoctorFinding[] {
+  const findings: DoctorFinding[] = [];
+  const childProp = relation.childMeta.properties[relation.childProperty as never] as EntityProperty;
+  const table = schema.tables.get(relation.childMeta.className);
+  const subject: RelationSubject = {
+    entity: relation.entity,
+    relation: relation.relation,
+    policy: relation.policy,
+    parent: relation.parentMeta.className,
+    child: relation.childMeta.className,
+    childProperty: relation.childProperty,
+    table: table ? tableName(table, schema.currentSchema) : relation.childMeta.tableName,
+    columns: childProp.fieldNames,
+  };
+  const finding = (severity: DoctorFinding['severity'], code: DoctorFinding['code'], text: { message: string; fix: string }, constraint?: string): DoctorFinding => ({
+    severity,
+    code,
+    entity: subject.entity,
+    relation: subject.relation,
+    policy: subject.policy,
+    ...(constraint === undefined ? {} : { constraint }),
+    ...text,
+  });
+
+  if (includes(SET_BASED, relation.policy)) {
+    const childPolicies = registry.forMeta(relation.childMeta)?.relations ?? [];
+    const skipped = [...childPolicies.map((r) => `${r.relation}: "${r.policy}"`), ...ownDeletionLogic(relation.childMeta)];
+    if (skipped.length > 0) {
+      findings.push(finding('warning', DOCTOR_CODES.SKIPPED_POLICIES, skippedMessage(subject, skipped)));
+    }
+  }
+
+  if (!table) {
+    return [...findings, finding('warning', DOCTOR_CODES.TABLE_MISSING, missingMessage(subject, 'table'))];
+  }
+  const columns = subject.columns.map((name) => table.columns.find((column) => column.name === name));
+  if (columns.some((column) => column === undefined)) {
+    return [...findings, finding('warning', DOCTOR_CODES.COLUMN_MISSING, missingMessage(subject, 'column'))];
+  }
+  const constraints = table.foreignKeys.filter((fk) => sameColumns(fk.columns, subject.columns));
+
+  if (includes(DELETED_AFTER_PARENT, relation.policy) && owner.tombstone === undefined) {
+    for (const fk of constraints) {
+      findings.push(finding('error', FK_CODES[fk.onDelete], foreignKeyMessage(subject, fk, table, schema.currentSchema), fk.name));
+    }
+  }
+  const notNull = columns.filter((column) => column!.notNull).map((column) => column!.name);
+  if (includes(NULLIFYING_POLICIES, relation.policy) && notNull.length > 0) {
+    findings.push(finding('error', DOCTOR_CODES.NOT_NULL, notNullMessage(subject, notNull, table, schema.currentSchema), constraints[0]?.name));
+  }
+  if (!isIndexed(table, subject.columns)) {
+    const constraint = constraints[0]?.name;
+    findings.push(finding('warning', DOCTOR_CODES.UNINDEXED_FK, unindexedMessage(subject, table, schema.currentSchema, constraint), constraint));
+  }
+  return findings;
+}
+
+const FK_CODES: Record<ForeignKeyFacts['onDelete'], DoctorFinding['code']> = {
+  cascade: DOCTOR_CODES.CASCADE_FK,
+  'set null': DOCTOR_CODES.SET_NULL_FK,
+  'set default': DOCTOR_CODES.SET_DEFAULT_FK,
+  'no action': DOCTOR_CODES.BLOCKING_FK,
+  restrict: DOCTOR_CODES.BLOCKING_FK,
+};
+
+/** Some valid, non-partial index whose leading key columns are exactly the foreign-key columns. */
+function isIndexed(table: TableFacts, columns: readonly string[]): boolean {
+  return table.indexes.some((index) => index.valid && !index.partial && sameColumns(index.columns.slice(0, columns.length), columns));
+}
+
+function sameColumns(a: readonly string[], b: readonly string[]): boolean {
+  return a.length === b.length && a.every((column) => b.includes(column));
+}
+
+/** The table as a user types it in `psql`: schema-qualified only off the current schema. */
+function tableName(table: Pick<TableFacts, 'schema' | 'table'>, currentSchema: string): string {
+  return table.schema === currentSchema ? table.table : `${table.schema}.${table.table}`;
+}
+
+function includes<T extends string>(list: readonly T[], value: string): value is T {
+  return (list as readonly string[]).includes(value);
+}

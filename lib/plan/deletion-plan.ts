@@ -1,0 +1,30 @@
+import type { DeletionBlocker } from '../errors/deletion-blocked.error.js';
+
+/** One relation path of a planned deletion. */
+export interface PlannedPath {
+  /** `Author.books.reviews`; the first path is the deleted row itself. */
+  path: string;
+  entity: string;
+  /** The policy that reaches these rows (`root` for the deleted row). */
+  policy: string;
+  /** `now`: in the request's transaction; `later`: in the queue. */
+  timing: 'now' | 'later';
+  /** Rows on this path today. */
+  rows: number;
+  /** What the deletion does to them. */
+  effect: 'delete' | 'detach' | 'refuse';
+  blockers: DeletionBlocker[];
+  blockedTotal: number;
+}
+
+/** What `DeletionService.plan()` returns: the preview Django's admin shows before a delete. */
+export interface DeletionPlan {
+  entity: string;
+  id: unknown;
+  /** Whether the deletion would be accepted now (no validator refuses, no `restrict` has rows). */
+  allowed: boolean;
+  paths: PlannedPath[];
+  /** A capped sample of all blockers, and their total. */
+  blockers: DeletionBlocker[];
+  blockedTotal: number;
+}

@@ -1,0 +1,72 @@
+import { MikroORM, type EntityMetadata } from '@mikro-orm/core';
+import { Inject, Injectable } from '@nestjs/common';
+import { RESOLVED_DELETION_OPTIONS } from '../deletion.constants.js';
+import type { DeletionBlocker } from '../errors/deletion-blocked.error.js';
+import { DeletionTargetNotFoundError } from '../errors/deletion-target-not-found.error.js';
+import type { ResolvedDeletionOptions } from '../interfaces/deletion-module-options.interface.js';
+import { PolicyRegistry } from '../registry/policy-registry.js';
+import { deletionTree, rowsUnder, type DeletionNode } from '../validation/deletion-tree.js';
+import { ValidationHoister } from '../validation/validation-hoister.js';
+import type { DeletionPlan, PlannedPath } from './deletion-plan.js';
+
+/**
+ * Previews a deletion without writing anything: the same relation tree and the same validators as
+ * a real deletion, plus a row count per path. One count per path, one query per set-based
+ * validator, and instance validators within their budget.
+ */
+@Injectable()
+export class DeletionPlanner {
+  constructor(
+    @Inject(MikroORM) private readonly orm: MikroORM,
+    @Inject(PolicyRegistry) private readonly registry: PolicyRegistry,
+    @Inject(ValidationHoister) private readonly hoister: ValidationHoister,
+    @Inject(RESOLVED_DELETION_OPTIONS) private readonly options: ResolvedDeletionOptions,
+  ) {}
+
+  async plan(meta: EntityMetadata, id: unknown): Promise<DeletionPlan> {
+    const em = this.orm.em.fork();
+    const root = await em.findOne(meta.class as new () => object, { [meta.primaryKeys[0]!]: id } as never);
+    if (!root) {
+      throw DeletionTargetNotFoundError.create(meta.className, id);
+    }
+    const nodes = deletionTree(this.registry, meta);
+    const verdict = await this.hoister.evaluate(em, { meta, ids: [id], entities: [root] }, nodes);
+    const cap = this.options.validation.maxBlockers;
+    const blockers: DeletionBlocker[] = [...verdict.blockers];
+    let blockedTotal = verdict.total;
+    const paths: PlannedPath[] = [];
+    for (const node of nodes) {
+      const rows = node.chain.length === 0 ? 1 : await em.count(node.meta.class, rowsUnder(node, [id]), { filters: false });
+      const found = verdict.byPath.get(node.path) ?? { blockers: [], total: 0 };
+      const planned: PlannedPath = {
+        path: node.path,
+        entity: node.meta.className,
+        policy: node.relation?.policy ?? 'root',
+        timing: node.timing,
+        rows,
+        effect: effectOf(node),
+        blockers: found.blockers,
+        blockedTotal: found.total,
+      };
+      if (planned.effect === 'refuse' && rows > 0) {
+        // Only the direct children of the deleted row can refuse it; deeper `restrict`s refuse their own parent.
+        const blocker = { entity: node.meta.className, id: null, path: node.path, reason: `restricted: ${rows} ${node.meta.className} row(s) still reference it` };
+        planned.blockers = [blocker];
+        planned.blockedTotal = rows;
+        if (blockers.length < cap) {
+          blockers.push(blocker);
+        }
+        blockedTotal += rows;
+      }
+      paths.push(planned);
+    }
+    return { entity: meta.className, id, allowed: blockedTotal === 0, paths, blockers, blockedTotal };
+  }
+}
+
+function effectOf(node: DeletionNode): PlannedPath['effect'] {
+  if (node.relation?.policy === 'restrict') {
+    return 'refuse';
+  }
+  return node.deleted ? 'delete' : 'detach';
+}
