@@ -1,4 +1,4 @@
-import { MikroORM } from '@mikro-orm/core';
+import { MikroORM, type EntityMetadata } from '@mikro-orm/core';
 import { Inject, Injectable, Logger, type OnApplicationBootstrap } from '@nestjs/common';
 import { RESOLVED_DELETION_OPTIONS } from '../deletion.constants.js';
 import type { ResolvedDeletionOptions } from '../interfaces/deletion-module-options.interface.js';
@@ -31,7 +31,7 @@ export class DeletionDoctor implements OnApplicationBootstrap {
       return [];
     }
     const schema = await inspectSchema(this.orm.em, children);
-    return diagnose(this.registry, schema);
+    return diagnose(this.registry, schema, deleteHooksOf);
   }
 
   /**
@@ -63,4 +63,13 @@ export class DeletionDoctor implements OnApplicationBootstrap {
       throw DeletionDoctorError.create(errors);
     }
   }
+}
+
+/** The entity's delete lifecycle hooks, which `deleteAll`/`deleteAllAsync` do not run. */
+function deleteHooksOf(meta: EntityMetadata): string[] {
+  const name = (hook: unknown) => (typeof hook === 'function' ? hook.name || 'anonymous' : String(hook));
+  return [
+    ...(meta.hooks.beforeDelete ?? []).map((hook) => `@BeforeDelete ${name(hook)}()`),
+    ...(meta.hooks.afterDelete ?? []).map((hook) => `@AfterDelete ${name(hook)}()`),
+  ];
 }

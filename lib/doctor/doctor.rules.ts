@@ -12,12 +12,13 @@ import type { ForeignKeyFacts, SchemaFacts, TableFacts } from './schema-inspecto
  */
 const DELETED_AFTER_PARENT = ['destroyAsync', 'deleteAllAsync'] as const satisfies readonly PolicyName[];
 
-/** Set-based policies: the children's own policies and validators never run. */
+/** Set-based policies: the children's own policies and lifecycle hooks never run (validators still do). */
 const SET_BASED = ['deleteAll', 'deleteAllAsync'] as const satisfies readonly PolicyName[];
 
 /**
  * What else runs when a row of `meta` is destroyed one by one, described for a message (e.g.
- * `@ValidateBeforeDestroy notPublished()`). The seam for validators, which have no registry yet.
+ * `@BeforeDelete audit()`): lifecycle hooks, which a set-based delete skips. Validators are not
+ * listed: the module evaluates them before set-based deletes too.
  */
 export type OwnDeletionLogic = (meta: EntityMetadata) => readonly string[];
 

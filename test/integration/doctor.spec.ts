@@ -11,6 +11,7 @@ import { resolveOptions } from '../../lib/deletion.options.js';
 import { DELETION_ENTITIES, DeletionDoctor, DeletionDoctorError, DeletionModule, definePolicy, type DeletionModuleOptions, type DoctorFinding } from '../../lib/index.js';
 import { resolvePolicies } from '../../lib/registry/policy-resolver.js';
 import { ARCHIVE_SCHEMA, Crate, DOCTOR_ENTITIES, Store } from '../fixtures/doctor.entities.js';
+import { Author, LIBRARY_ENTITIES } from '../fixtures/library.entities.js';
 import { createDeletionTestApp, redisConnection, type DeletionTestApp } from '../support/deletion-test-app.js';
 import { createTestDatabase, databaseUrl } from '../support/services.js';
 
@@ -270,5 +271,20 @@ describe('a database the doctor cannot reach at bootstrap', () => {
 
   it("'error' stops the boot with the connection error", async () => {
     await expect(doctor('error').onApplicationBootstrap()).rejects.toThrow(/ECONNREFUSED/);
+  });
+});
+
+describe('deleteAll over children with lifecycle hooks', () => {
+  let app: DeletionTestApp;
+  beforeAll(async () => {
+    app = await createDeletionTestApp({ database: 'deletion_doctor_hooks', entities: LIBRARY_ENTITIES, deletion: { doctor: 'warn', policies: [definePolicy(Author, { books: 'deleteAll' })] } });
+  });
+  afterAll(() => app?.close());
+
+  it('warns that the set-based delete skips the children’s delete hooks, naming them', async () => {
+    const findings = (await app.deletions.doctor()).filter((f) => f.code === 'DELETION_DOCTOR_SKIPPED_POLICIES');
+    expect(findings).toEqual([expect.objectContaining({ severity: 'warning', entity: 'Author', relation: 'books', policy: 'deleteAll' })]);
+    expect(findings[0]!.message).toContain('@BeforeDelete journalBeforeDelete()');
+    expect(findings[0]!.message).toContain('@AfterDelete journalAfterDelete()');
   });
 });
