@@ -1,6 +1,7 @@
 import {
   ChangeSetType,
   MikroORM,
+  Utils,
   helper,
   type ChangeSet,
   type EventArgs,
@@ -50,8 +51,40 @@ export class DeletionSubscriber implements EventSubscriber, OnModuleInit {
     return [...this.orm.getMetadata().getAll().values()].filter((meta) => this.registry.has(meta)).map((meta) => meta.class);
   }
 
-  /** Tombstone mode: a removed parent is marked instead of deleted; the queue deletes it last. */
   onFlush({ uow }: FlushEventArgs): void {
+    this.keepLoadedChildrenAttached(uow.getChangeSets());
+    this.tombstoneRemovedParents(uow);
+  }
+
+  /**
+   * `em.remove(parent)` detaches the children already loaded in a nullable one-to-many collection
+   * (MikroORM nulls their foreign key in the same flush, before any delete). Under a policy other
+   * than `nullify` that would hide them from it: they would be orphaned instead of destroyed,
+   * deleted, counted by `restrict` or queued. Re-attach them; the policy decides their fate.
+   */
+  private keepLoadedChildrenAttached(changeSets: ChangeSet<object>[]): void {
+    const deleted = new Set(changeSets.filter((cs) => DELETES.includes(cs.type)).map((cs) => cs.entity));
+    const updates = new Map(changeSets.filter((cs) => cs.type === ChangeSetType.UPDATE).map((cs) => [cs.entity, cs]));
+    for (const parent of changeSets.filter((cs) => DELETES.includes(cs.type))) {
+      for (const relation of this.registry.forMeta(parent.meta)?.relations ?? []) {
+        const collection = (parent.entity as Record<string, unknown>)[relation.relation];
+        if (relation.kind !== '1:m' || relation.policy === 'nullify' || !Utils.isCollection(collection) || !collection.isInitialized()) {
+          continue;
+        }
+        for (const child of collection.getItems(false) as Record<string, unknown>[]) {
+          const update = updates.get(child);
+          if (deleted.has(child) || !update || !(relation.childProperty in update.payload) || update.payload[relation.childProperty as never] != null) {
+            continue;
+          }
+          child[relation.childProperty] = parent.entity;
+          delete update.payload[relation.childProperty as never];
+        }
+      }
+    }
+  }
+
+  /** Tombstone mode: a removed parent is marked instead of deleted; the queue deletes it last. */
+  private tombstoneRemovedParents(uow: FlushEventArgs['uow']): void {
     for (const changeSet of uow.getChangeSets()) {
       const tombstone = DELETES.includes(changeSet.type) ? this.registry.forMeta(changeSet.meta)?.tombstone : undefined;
       if (tombstone !== undefined) {

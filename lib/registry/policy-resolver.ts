@@ -118,7 +118,9 @@ function resolveRelation(
   const options = declarations.map((d) => normalize(d.input));
   const distinct = new Set(options.map((o) => `${o.policy}/${o.batchSize ?? ''}`));
   if (distinct.size > 1) {
-    const list = declarations.map((d, i) => `${d.source} says "${options[i]!.policy}"`).join(', ');
+    const describe = ({ policy, batchSize }: { policy: PolicyName; batchSize?: number }) =>
+      batchSize === undefined ? `"${policy}"` : `"${policy}" with batchSize ${batchSize}`;
+    const list = declarations.map((d, i) => `${d.source} says ${describe(options[i]!)}`).join(', ');
     errors.push(config('DELETION_CONFIG_CONFLICT', subject, `conflicting policies are declared (${list}).`, 'keep a single declaration for this relation.'));
     return undefined;
   }

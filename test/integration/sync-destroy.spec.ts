@@ -52,10 +52,7 @@ describe('destroy policy', () => {
       expect(await treeState(app().em(), bystander)).toEqual(intactState(bystander));
     });
 
-    // BUG (reported): MikroORM's UnitOfWork.remove() unsets the FK of loaded children of a nullable
-    // one-to-many and flushes those UPDATEs before beforeDelete, where the policy runs: the policy
-    // then finds no children and the articles survive as orphans with author_id NULL.
-    it.failing('destroys the loaded articles (nullable FK) instead of orphaning them', async () => {
+    it('destroys the loaded articles (nullable FK) instead of orphaning them', async () => {
       const victim = await seedAuthor(app().em(), { name: 'victim', articles: 2 });
 
       await removeLoaded(victim.authorId);

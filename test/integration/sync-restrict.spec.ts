@@ -79,9 +79,7 @@ describe('restrict policy', () => {
     expect(await treeState(app().em(), bystander)).toEqual(intactState(bystander));
   });
 
-  // BUG (reported): with the nullable articles collection loaded, MikroORM nulls the articles' FK
-  // before beforeDelete, so restrict counts 0 children, lets the author go and orphans the articles.
-  it.failing('refuses while the articles (nullable FK) are loaded in the flushing entity manager', async () => {
+  it('refuses while the articles (nullable FK) are loaded in the flushing entity manager', async () => {
     const victim = await seedAuthor(app().em(), { name: 'victim', articles: 2 });
     const em = app().em();
     const author = await em.findOneOrFail(Author, victim.authorId, { populate: ['articles'] });
