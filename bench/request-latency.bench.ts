@@ -1,0 +1,86 @@
+/**
+ * Request-path latency of deleting a parent with N children, p50 and p95 over repeated deletes:
+ * the module (`destroyAsync` + one set-based validator; the children stay for the queue) against
+ * (a) the same parent deleted through a foreign key ON DELETE CASCADE and (b) MikroORM's own
+ * Cascade.REMOVE with the children loaded (up to 100,000). All on the same database, same run.
+ *
+ *   BENCH_SIZES=10000,100000,1000000 BENCH_REPEATS=7 npm run bench:latency
+ */
+import 'reflect-metadata';
+import { Logger } from '@nestjs/common';
+import { definePolicy } from '../lib/index.js';
+import { createDeletionTestApp } from '../test/support/deletion-test-app.js';
+import { BENCH_ENTITIES, BenchAuthor, OrmAuthor } from './fixtures/bench.entities.js';
+import { percentile, printTable, timed, writeResult } from './support.js';
+
+const sizes = (process.env.BENCH_SIZES ?? '10000,100000,1000000').split(',').map(Number);
+const repeats = Number(process.env.BENCH_REPEATS ?? 7);
+const ormLimit = 100_000;
+
+async function main(): Promise<void> {
+  Logger.overrideLogger(['error']);
+  const app = await createDeletionTestApp({
+    database: 'deletion_bench_latency',
+    entities: BENCH_ENTITIES,
+    deletion: { worker: false, doctor: 'off', policies: [definePolicy(BenchAuthor, { books: 'destroyAsync' })] },
+  });
+  app.orm.config.set('debug', false);
+  const sql = (query: string, params: unknown[] = []) => app.em().getConnection().execute<{ id: number }[]>(query, params);
+  await sql('create table fk_parent (id serial primary key)');
+  await sql('create table fk_child (id serial primary key, parent_id int not null references fk_parent on delete cascade)');
+  await sql('create index on fk_child (parent_id)');
+
+  const results = [];
+  for (const n of sizes) {
+    const module: number[] = [];
+    const cascade: number[] = [];
+    const orm: number[] = [];
+    for (let r = 0; r < repeats; r++) {
+      const [author] = await sql(`insert into bench_author (name) values ('a') returning id`);
+      await sql('insert into bench_book (author_id) select ? from generate_series(1, ?)', [author!.id, n]);
+      const [parent] = await sql('insert into fk_parent default values returning id');
+      await sql('insert into fk_child (parent_id) select ? from generate_series(1, ?)', [parent!.id, n]);
+      await sql('analyze bench_book; analyze fk_child');
+      module.push(await timed(() => app.deletions.destroy(BenchAuthor, author!.id)));
+      cascade.push(await timed(() => sql('delete from fk_parent where id = ?', [parent!.id])));
+      if (n <= ormLimit && r < 3) {
+        const [owner] = await sql('insert into orm_author default values returning id');
+        await sql('insert into orm_book (author_id) select ? from generate_series(1, ?)', [owner!.id, n]);
+        orm.push(
+          await timed(async () => {
+            const em = app.em();
+            const loaded = await em.findOneOrFail(OrmAuthor, owner!.id, { populate: ['books'] });
+            em.remove(loaded);
+            await em.flush();
+          }),
+        );
+      }
+    }
+    await sql('truncate bench_book, fk_child, orm_book');
+    const entry = {
+      children: n,
+      module: { p50: percentile(module, 50), p95: percentile(module, 95), samples: module },
+      fkCascade: { p50: percentile(cascade, 50), p95: percentile(cascade, 95), samples: cascade },
+      ormCascade: orm.length ? { p50: percentile(orm, 50), p95: percentile(orm, 95), samples: orm } : null,
+    };
+    results.push(entry);
+    process.stdout.write(`N=${n}: module p50 ${entry.module.p50.toFixed(2)} ms, FK cascade p50 ${entry.fkCascade.p50.toFixed(1)} ms\n`);
+  }
+  await app.close();
+
+  printTable([
+    ['children', 'module p50 ms', 'module p95 ms', 'FK cascade p50 ms', 'ratio', 'ORM Cascade.REMOVE p50 ms', 'ratio'],
+    ...results.map((e) => [
+      e.children,
+      e.module.p50,
+      e.module.p95,
+      e.fkCascade.p50,
+      `${(e.fkCascade.p50 / e.module.p50).toFixed(1)}x`,
+      e.ormCascade ? e.ormCascade.p50 : '-',
+      e.ormCascade ? `${(e.ormCascade.p50 / e.module.p50).toFixed(0)}x` : '-',
+    ]),
+  ]);
+  await writeResult('request-latency', { repeats, target: { moduleP50Ms: 5 }, results });
+}
+
+void main();
