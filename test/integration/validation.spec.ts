@@ -186,7 +186,3 @@ describe('plan()', () => {
     await expect(app.deletions.plan(Shop, 987654)).rejects.toMatchObject({ code: 'DELETION_TARGET_NOT_FOUND' });
   });
 });
-
-it('keeps the fixture honest: Product carries the instance validator', () => {
-  expect(typeof Product.prototype.notPublished).toBe('function');
-});
