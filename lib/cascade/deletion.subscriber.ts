@@ -106,8 +106,8 @@ export class DeletionSubscriber implements EventSubscriber, OnModuleInit {
     }
   }
 
-  async afterTransactionCommit(args: TransactionEventArgs): Promise<void> {
-    await this.publisher.committed(args.transaction);
+  afterTransactionCommit(args: TransactionEventArgs): void {
+    this.publisher.committed(args.transaction);
   }
 
   afterTransactionRollback(args: TransactionEventArgs): void {

@@ -1,6 +1,6 @@
 import type { EntityManager } from '@mikro-orm/core';
 import { InjectQueue } from '@nestjs/bullmq';
-import { Inject, Injectable, Logger } from '@nestjs/common';
+import { Inject, Injectable, Logger, type BeforeApplicationShutdown } from '@nestjs/common';
 import type { Queue } from 'bullmq';
 import { RESOLVED_DELETION_OPTIONS } from '../deletion.constants.js';
 import type { ResolvedDeletionOptions } from '../interfaces/deletion-module-options.interface.js';
@@ -12,12 +12,13 @@ import { CASCADE_JOB, DELETION_QUEUE, type CascadeJobData } from '../queue/delet
  * logged: the request row is durable, and the relay enqueues it later.
  */
 @Injectable()
-export class OutboxPublisher {
+export class OutboxPublisher implements BeforeApplicationShutdown {
   private readonly logger = new Logger(OutboxPublisher.name);
   /** Request ids waiting for their transaction (keyed by MikroORM's transaction context). */
   private readonly waiting = new WeakMap<object, string[]>();
 
   private lastConnectionWarning = 0;
+  private readonly inFlight = new Set<Promise<boolean>>();
 
   constructor(
     @InjectQueue(DELETION_QUEUE) private readonly queue: Queue,
@@ -49,15 +50,28 @@ export class OutboxPublisher {
    * Called when a transaction commits. A released savepoint is not a commit: its requests stay
    * durable rows that the relay enqueues once the outer transaction has committed.
    */
-  async committed(ctx: object | undefined): Promise<void> {
+  committed(ctx: object | undefined): void {
     if (!ctx || 'savepointName' in ctx) {
       return;
     }
     const ids = this.waiting.get(ctx);
     this.waiting.delete(ctx);
     if (ids?.length) {
-      await this.enqueue(ids);
+      // Off the request's path: the rows are committed, so a slow or absent queue delays the
+      // cascade, never the response. Shutdown waits for these (see beforeApplicationShutdown).
+      const sending = this.enqueue(ids).finally(() => this.inFlight.delete(sending));
+      this.inFlight.add(sending);
     }
+  }
+
+  /** Lets enqueues started after a commit finish before the queue connection closes. */
+  async beforeApplicationShutdown(): Promise<void> {
+    await Promise.allSettled([...this.inFlight]);
+  }
+
+  /** Resolves once every enqueue started so far has finished (for tests and graceful handoffs). */
+  async settled(): Promise<void> {
+    await Promise.allSettled([...this.inFlight]);
   }
 
   rolledBack(ctx: object | undefined): void {
