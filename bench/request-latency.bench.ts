@@ -43,7 +43,7 @@ async function main(): Promise<void> {
       await sql('analyze bench_book; analyze fk_child');
       module.push(await timed(() => app.deletions.destroy(BenchAuthor, author!.id)));
       cascade.push(await timed(() => sql('delete from fk_parent where id = ?', [parent!.id])));
-      if (n <= ormLimit && r < 3) {
+      if (n <= ormLimit && r < (n > 10_000 ? 1 : 3)) {
         const [owner] = await sql('insert into orm_author default values returning id');
         await sql('insert into orm_book (author_id) select ? from generate_series(1, ?)', [owner!.id, n]);
         orm.push(
