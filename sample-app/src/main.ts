@@ -1,18 +1,18 @@
 import 'reflect-metadata';
-import { MikroORM } from '@mikro-orm/core';
 import { Logger } from '@nestjs/common';
-import { NestFactory } from '@nestjs/core';
-import { AppModule } from './app.module.js';
+import { configFromEnv } from './app.config.js';
+import { createSampleApp } from './app.factory.js';
 
+/** `npm start`: the sample app on http://127.0.0.1:$PORT (default 3000), configured from the environment. */
 async function bootstrap(): Promise<void> {
-  const app = await NestFactory.create(AppModule);
+  const app = await createSampleApp(configFromEnv());
   app.enableShutdownHooks();
-  const orm = app.get(MikroORM);
-  await orm.schema.ensureDatabase();
-  await orm.schema.update();
   const port = Number(process.env.PORT ?? 3000);
   await app.listen(port, '127.0.0.1');
   Logger.log(`Sample app listening on http://127.0.0.1:${port}`, 'Bootstrap');
 }
 
-void bootstrap();
+bootstrap().catch((error: unknown) => {
+  Logger.error(error instanceof Error ? (error.stack ?? error.message) : String(error), 'Bootstrap');
+  process.exitCode = 1;
+});

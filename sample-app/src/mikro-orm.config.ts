@@ -1,14 +1,17 @@
 import { defineConfig } from '@mikro-orm/postgresql';
 import { ReflectMetadataProvider } from '@mikro-orm/decorators/legacy';
 import { DELETION_ENTITIES } from '../../lib/index.js';
+import { Article } from './authors/article.entity.js';
 import { Author } from './authors/author.entity.js';
 import { AuthorProfile } from './authors/author-profile.entity.js';
-import { Book } from './authors/book.entity.js';
-import { Review } from './authors/review.entity.js';
+import { Follower } from './authors/follower.entity.js';
+import { Book } from './books/book.entity.js';
+import { Review } from './books/review.entity.js';
 
-export const SAMPLE_ENTITIES = [Author, AuthorProfile, Book, Review];
+export const SAMPLE_ENTITIES = [Author, AuthorProfile, Article, Follower, Book, Review];
 
-export function sampleOrmConfig(databaseUrl = process.env.DATABASE_URL ?? 'postgresql://postgres@127.0.0.1:5432/deletion_sample') {
+/** MikroORM on `databaseUrl`, with the deletion module's own tables (its outbox) beside the sample's. */
+export function sampleOrmConfig(databaseUrl: string) {
   return defineConfig({
     clientUrl: databaseUrl,
     entities: [...SAMPLE_ENTITIES, ...DELETION_ENTITIES],

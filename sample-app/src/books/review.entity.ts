@@ -10,6 +10,6 @@ export class Review {
   @Property()
   stars!: number;
 
-  @ManyToOne(() => Book)
+  @ManyToOne(() => Book, { index: true })
   book!: Rel<Book>;
 }
