@@ -1,5 +1,6 @@
 import { HttpStatus } from '@nestjs/common';
 import { DeletionError } from './deletion.error.js';
+import { formatIds } from './format-id.js';
 
 /** One row a validator refuses to delete. */
 export interface DeletionBlocker {
@@ -31,7 +32,7 @@ export class DeletionBlockedError extends DeletionError {
   static create(args: { entity: string; id: unknown; blockers: DeletionBlocker[]; total: number }): DeletionBlockedError {
     const first = args.blockers[0];
     const more = args.total > 1 ? ` (and ${args.total - 1} more)` : '';
-    const message = `Cannot delete ${args.entity} ${JSON.stringify(args.id)}: ${first ? `${first.entity} ${JSON.stringify(first.id)} at ${first.path}: ${first.reason}` : 'a validator refused'}${more}.`;
+    const message = `Cannot delete ${args.entity} ${formatIds(args.id)}: ${first ? `${first.entity} ${formatIds(first.id)} at ${first.path}: ${first.reason}` : 'a validator refused'}${more}.`;
     return new DeletionBlockedError(message, args.entity, args.id, args.blockers, args.total);
   }
 }

@@ -1,5 +1,6 @@
 import { HttpStatus } from '@nestjs/common';
 import { DeletionError } from './deletion.error.js';
+import { formatIds } from './format-id.js';
 
 /**
  * A `restrict` policy refused the deletion because children exist. Nothing was deleted: the whole
@@ -24,7 +25,7 @@ export class DeletionRestrictedError extends DeletionError {
   static create(args: { entity: string; id: unknown; relation: string; childEntity: string; count: number }): DeletionRestrictedError {
     const noun = args.count === 1 ? 'row' : 'rows';
     const message =
-      `Cannot delete ${args.entity} ${JSON.stringify(args.id)}: its relation "${args.relation}" is restricted and ` +
+      `Cannot delete ${args.entity} ${formatIds(args.id)}: its relation "${args.relation}" is restricted and ` +
       `still has ${args.count} ${args.childEntity} ${noun}. Delete or reassign them first.`;
     return new DeletionRestrictedError(message, args.entity, args.id, args.relation, args.childEntity, args.count);
   }

@@ -1,5 +1,6 @@
 import { HttpStatus } from '@nestjs/common';
 import { DeletionError } from './deletion.error.js';
+import { formatIds } from './format-id.js';
 
 /** `DeletionService` was asked to delete a row that does not exist. Reaches HTTP clients as 404. */
 export class DeletionTargetNotFoundError extends DeletionError {
@@ -15,6 +16,6 @@ export class DeletionTargetNotFoundError extends DeletionError {
   }
 
   static create(entity: string, id: unknown): DeletionTargetNotFoundError {
-    return new DeletionTargetNotFoundError(`${entity} ${JSON.stringify(id)} does not exist.`, entity, id);
+    return new DeletionTargetNotFoundError(`${entity} ${formatIds(id)} does not exist.`, entity, id);
   }
 }
