@@ -1,5 +1,5 @@
 import { MikroORM } from '@mikro-orm/core';
-import { BullModule, getQueueToken } from '@nestjs/bullmq';
+import { BullModule, getQueueToken, getSharedConfigToken } from '@nestjs/bullmq';
 import { Module } from '@nestjs/common';
 import { CascadeExecutor } from './cascade/cascade-executor.js';
 import { DeletionSubscriber } from './cascade/deletion.subscriber.js';
@@ -16,6 +16,8 @@ import { CascadeBatches } from './queue/cascade-batches.js';
 import { createCascadeProcessor } from './queue/cascade-processor.factory.js';
 import { CascadeProcessor } from './queue/cascade.processor.js';
 import { DELETION_QUEUE } from './queue/deletion-queue.constants.js';
+import { createDeletionQueue } from './queue/deletion-queue.factory.js';
+import { DeletionQueueLifecycle } from './queue/deletion-queue.lifecycle.js';
 import { RequestCompletion } from './queue/request-completion.js';
 import { RequestRunner } from './queue/request-runner.js';
 import { PolicyRegistry } from './registry/policy-registry.js';
@@ -34,14 +36,22 @@ import { ValidationHoister } from './validation/validation-hoister.js';
  * DeletionModule.forRootAsync({ inject: [ConfigService], useFactory: (c) => ({ batchSize: c.get('BATCH') }) })
  */
 @Module({
-  imports: [BullModule.registerQueue({ name: DELETION_QUEUE })],
+  // With no queue named, registerQueue() only brings @nestjs/bullmq's core (its processor explorer
+  // and registrar); the module builds its own queue below, on the backend its options choose.
+  imports: [BullModule.registerQueue()],
   providers: [
+    {
+      provide: getQueueToken(DELETION_QUEUE),
+      useFactory: createDeletionQueue,
+      inject: [RESOLVED_DELETION_OPTIONS, { token: getSharedConfigToken(), optional: true }, MikroORM],
+    },
+    DeletionQueueLifecycle,
     { provide: RESOLVED_DELETION_OPTIONS, useFactory: resolveOptions, inject: [DELETION_MODULE_OPTIONS] },
     { provide: PolicyRegistry, useFactory: createPolicyRegistry, inject: [MikroORM, RESOLVED_DELETION_OPTIONS] },
     {
       provide: CascadeProcessor,
       useFactory: createCascadeProcessor,
-      inject: [getQueueToken(DELETION_QUEUE), RequestRunner, OutboxRelay, OrphanSweeper, DeletionEvents, RESOLVED_DELETION_OPTIONS],
+      inject: [getQueueToken(DELETION_QUEUE), RequestRunner, OutboxRelay, OrphanSweeper, DeletionEvents, RESOLVED_DELETION_OPTIONS, MikroORM],
     },
     CascadeExecutor,
     CascadeBatches,
@@ -58,6 +68,6 @@ import { ValidationHoister } from './validation/validation-hoister.js';
     RequestWriter,
     ValidationHoister,
   ],
-  exports: [DeletionService, DeletionEvents, PolicyRegistry, DeletionDoctor, OrphanSweeper, RESOLVED_DELETION_OPTIONS],
+  exports: [DeletionService, DeletionEvents, PolicyRegistry, DeletionDoctor, OrphanSweeper, RESOLVED_DELETION_OPTIONS, getQueueToken(DELETION_QUEUE)],
 })
 export class DeletionModule extends ConfigurableDeletionModule {}

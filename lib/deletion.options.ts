@@ -11,6 +11,8 @@ export function resolveOptions(options: DeletionModuleOptions): ResolvedDeletion
     policies: options.policies ?? [],
     batchSize: positive('batchSize', options.batchSize, DEFAULT_BATCH_SIZE),
     queue: {
+      backend: queueBackend(options.queue?.backend),
+      postgres: options.queue?.postgres,
       attempts: positive('queue.attempts', options.queue?.attempts, 5),
       backoffMs: nonNegative('queue.backoffMs', options.queue?.backoffMs, 1000),
       enqueueTimeoutMs: positive('queue.enqueueTimeoutMs', options.queue?.enqueueTimeoutMs, 2000),
@@ -87,5 +89,19 @@ function doctorMode(value: DoctorMode | undefined): DoctorMode {
     { option: 'doctor' },
     `doctor ${JSON.stringify(value)} is not a doctor mode.`,
     `pass one of ${DOCTOR_MODES.map((mode) => `'${mode}'`).join(', ')} (default 'error').`,
+  );
+}
+
+const QUEUE_BACKENDS = ['redis', 'postgres'] as const;
+
+function queueBackend(value: string | undefined): (typeof QUEUE_BACKENDS)[number] {
+  if (value === undefined || (QUEUE_BACKENDS as readonly string[]).includes(value)) {
+    return (value ?? 'redis') as (typeof QUEUE_BACKENDS)[number];
+  }
+  throw DeletionConfigurationError.create(
+    'DELETION_CONFIG_INVALID_OPTION',
+    { option: 'queue.backend' },
+    `queue.backend ${JSON.stringify(value)} is not a queue backend.`,
+    `pass 'redis' (default, the BullModule.forRoot() connection) or 'postgres'.`,
   );
 }

@@ -1,8 +1,19 @@
 import type { DoctorMode } from '../doctor/doctor-finding.js';
 import type { PolicyDefinition } from '../policies/define-policy.js';
 
+/** Where the module's BullMQ queue keeps its jobs. */
+export type DeletionQueueBackend = 'redis' | 'postgres';
+
 /** How cascade jobs are added to the queue. */
 export interface DeletionQueueOptions {
+  /**
+   * `redis` (default): the application's `BullModule.forRoot()` connection. `postgres`: BullMQ's
+   * PostgreSQL backend, one server fewer; its tables live in their own schema (`bullmq`), created
+   * at boot, by default on MikroORM's database.
+   */
+  backend?: DeletionQueueBackend;
+  /** `postgres` backend: a connection string or node-postgres pool config. Default: MikroORM's `clientUrl`. */
+  postgres?: { connection?: string; schema?: string };
   /** Attempts per request before it is marked `failed` (transient errors only). Default 5. */
   attempts?: number;
   /** First retry delay, doubled at each attempt. Default 1,000 ms. */
@@ -88,7 +99,7 @@ export interface DeletionModuleOptions {
 export interface ResolvedDeletionOptions {
   readonly policies: readonly PolicyDefinition[];
   readonly batchSize: number;
-  readonly queue: Readonly<Required<DeletionQueueOptions>>;
+  readonly queue: Readonly<Required<Omit<DeletionQueueOptions, 'postgres'>> & Pick<DeletionQueueOptions, 'postgres'>>;
   readonly worker: Readonly<Required<Omit<DeletionWorkerOptions, 'limiter'>> & Pick<DeletionWorkerOptions, 'limiter'>> | false;
   readonly relay: Readonly<Required<DeletionRelayOptions>>;
   readonly validation: Readonly<Required<DeletionValidationOptions>>;

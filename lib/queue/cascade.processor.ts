@@ -1,6 +1,6 @@
 import { InjectQueue, OnWorkerEvent, WorkerHost } from '@nestjs/bullmq';
-import { Inject, Injectable, Logger, type OnApplicationBootstrap } from '@nestjs/common';
-import { UnrecoverableError, type Job, type Queue } from 'bullmq';
+import { Inject, Injectable, Logger, type OnApplicationBootstrap, type OnApplicationShutdown } from '@nestjs/common';
+import { UnrecoverableError, type Job, type Queue, type Worker } from 'bullmq';
 import { DeletionBlockedError } from '../errors/deletion-blocked.error.js';
 import { DeletionValidationBudgetError } from '../errors/deletion-validation-budget.error.js';
 import { DeletionError } from '../errors/deletion.error.js';
@@ -18,8 +18,10 @@ import { RequestRunner } from './request-runner.js';
  * options) is applied per application by `createCascadeProcessor`, from the module's options.
  */
 @Injectable()
-export class CascadeProcessor extends WorkerHost implements OnApplicationBootstrap {
+export class CascadeProcessor extends WorkerHost implements OnApplicationBootstrap, OnApplicationShutdown {
   private readonly logger = new Logger(CascadeProcessor.name);
+  /** A worker this processor drives itself (the PostgreSQL backend), rather than `@nestjs/bullmq`. */
+  private ownWorker?: Worker;
 
   constructor(
     @InjectQueue(DELETION_QUEUE) private readonly queue: Queue,
@@ -41,10 +43,24 @@ export class CascadeProcessor extends WorkerHost implements OnApplicationBootstr
     if (this.options.worker === false) {
       return;
     }
+    this.ownWorker?.run().catch((error: Error) => this.logger.error(`Deletion worker stopped: ${error.message}`));
     this.schedule(RELAY_SCHEDULER_ID, RELAY_JOB, this.options.relay.intervalMs);
     if (this.sweeper.relations().length > 0) {
       this.schedule(SWEEP_SCHEDULER_ID, SWEEP_JOB, this.options.sweeper.intervalMs);
     }
+  }
+
+  async onApplicationShutdown(): Promise<void> {
+    await this.ownWorker?.close();
+  }
+
+  /** Drives `worker` with this processor, as `@nestjs/bullmq` does for the workers it creates. */
+  adoptWorker(worker: Worker): void {
+    this.ownWorker = worker;
+    // WorkerHost exposes the worker through `_worker`, which @nestjs/bullmq's explorer sets.
+    Object.assign(this, { _worker: worker });
+    worker.on('failed', (job, error) => void this.onFailed(job, error));
+    worker.on('error', (error) => this.logger.warn(`Deletion worker error: ${error.message}`));
   }
 
   private schedule(schedulerId: string, name: string, every: number): void {

@@ -67,7 +67,12 @@ export async function createDeletionTestApp(options: DeletionTestAppOptions): Pr
       }),
       BullModule.forRoot({ connection: redis, prefix: options.queuePrefix ?? options.database }),
       // The relay and the sweeper are off unless a test asks: their periodic queries and jobs would land in counts.
-      DeletionModule.forRoot({ relay: { intervalMs: 0 }, sweeper: { intervalMs: 0 }, ...options.deletion }),
+      DeletionModule.forRoot({
+        relay: { intervalMs: 0 },
+        sweeper: { intervalMs: 0 },
+        ...options.deletion,
+        queue: { backend: queueBackend(options), ...options.deletion?.queue },
+      }),
       ...(options.imports ?? []),
     ],
     }).compile();
@@ -99,6 +104,14 @@ export async function createDeletionTestApp(options: DeletionTestAppOptions): Pr
       redis.disconnect();
     },
   };
+}
+
+/**
+ * `DELETION_QUEUE_BACKEND=postgres` runs the suites on BullMQ's PostgreSQL backend (CI does both);
+ * a test that names a Redis server keeps Redis.
+ */
+function queueBackend(options: DeletionTestAppOptions): 'redis' | 'postgres' {
+  return !options.redisUrl && process.env.DELETION_QUEUE_BACKEND === 'postgres' ? 'postgres' : 'redis';
 }
 
 /** BullMQ connection options for the test Redis. */
