@@ -2,7 +2,7 @@ import type { EntityManager } from '@mikro-orm/core';
 import { Inject, Injectable } from '@nestjs/common';
 import { DeletionRestrictedError } from '../errors/deletion-restricted.error.js';
 import { RequestWriter } from '../outbox/request-writer.js';
-import type { EntityPolicy, RelationPolicy } from '../registry/policy-registry.js';
+import { PolicyRegistry, type EntityPolicy, type RelationPolicy } from '../registry/policy-registry.js';
 import { CascadeContext, type CascadeScope } from './cascade-context.js';
 import { RelationQueries } from './relation-queries.js';
 
@@ -14,7 +14,17 @@ import { RelationQueries } from './relation-queries.js';
  */
 @Injectable()
 export class CascadeExecutor {
-  constructor(@Inject(RequestWriter) private readonly requests: RequestWriter) {}
+  /**
+   * Per transaction, the rows of recursive entities (see `PolicyRegistry.isRecursive`) whose
+   * deletion is under way: a cycle in the data (a category that is its own ancestor) leads back to
+   * them, and they are not walked again.
+   */
+  private readonly underWay = new WeakMap<object, Set<string>>();
+
+  constructor(
+    @Inject(RequestWriter) private readonly requests: RequestWriter,
+    @Inject(PolicyRegistry) private readonly registry: PolicyRegistry,
+  ) {}
 
   /**
    * Runs before the parents' own DELETE: `restrict` checks first (nothing is written if one
@@ -27,6 +37,10 @@ export class CascadeExecutor {
     }
     for (const relation of policy.relations.filter((r) => r.policy === 'restrict')) {
       await this.restrict(em, relation, parentIds);
+    }
+    if (this.registry.isRecursive(policy.meta)) {
+      const keys = this.underWayIn(em);
+      parentIds.forEach((id) => keys?.add(`${policy.meta.className}:${String(id)}`));
     }
     const outer = CascadeContext.currentRequest();
     const scope = this.requests.needsRequest(policy)
@@ -46,11 +60,14 @@ export class CascadeExecutor {
       case 'nullify':
         await queries.nullify(em, parentIds);
         return;
-      case 'destroy':
+      case 'destroy': {
+        const keys = this.registry.isRecursive(relation.childMeta) ? this.underWayIn(em) : undefined;
+        const skip = keys && ((key: unknown) => keys.has(`${relation.childMeta.className}:${String(key)}`));
         await CascadeContext.runInRequest({ ...scope, path: `${scope.path}.${relation.relation}` }, () =>
-          queries.destroyPages(em, parentIds, relation.batchSize),
+          queries.destroyPages(em, parentIds, relation.batchSize, skip),
         );
         return;
+      }
       case 'nullifyThenPurge':
         await this.requests.nullifyAndRecord(em, relation, parentIds, scope.requestId);
         return;
@@ -59,6 +76,19 @@ export class CascadeExecutor {
       case 'deleteAllAsync':
         return;
     }
+  }
+
+  private underWayIn(em: EntityManager): Set<string> | undefined {
+    const ctx = em.getTransactionContext() as object | undefined;
+    if (!ctx) {
+      return undefined;
+    }
+    let keys = this.underWay.get(ctx);
+    if (!keys) {
+      keys = new Set();
+      this.underWay.set(ctx, keys);
+    }
+    return keys;
   }
 
   private async restrict(em: EntityManager, relation: RelationPolicy, parentIds: readonly unknown[]): Promise<void> {

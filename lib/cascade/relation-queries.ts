@@ -44,24 +44,19 @@ export class RelationQueries {
    * ORM that shares the transaction, so their lifecycle hooks and subscribers fire and their own
    * policies apply. Memory holds one page, whatever the child count. Returns the rows destroyed.
    */
-  async destroyPages(em: EntityManager, parentIds: readonly unknown[], pageSize: number): Promise<number> {
+  async destroyPages(em: EntityManager, parentIds: readonly unknown[], pageSize: number, skip?: (key: unknown) => boolean): Promise<number> {
+    const pk = this.relation.childMeta.primaryKeys[0]!;
     let cursor: unknown;
     let destroyed = 0;
     for (;;) {
-      const { count, last } = await this.destroyPage(em, parentIds, cursor, pageSize);
-      destroyed += count;
-      if (count < pageSize) {
+      const fork = em.fork({ clear: true, keepTransactionContext: true });
+      const page = await this.page<Record<string, unknown>>(fork, parentIds, cursor, pageSize);
+      destroyed += await removeAll(fork, skip ? page.filter((row) => !skip(row[pk])) : page);
+      if (page.length < pageSize) {
         return destroyed;
       }
-      cursor = last;
+      cursor = page.at(-1)![pk];
     }
-  }
-
-  /** Destroys one keyset page of children after `cursor`; returns how many and the last key. */
-  async destroyPage(em: EntityManager, parentIds: readonly unknown[], cursor: unknown, pageSize: number): Promise<{ count: number; last: unknown }> {
-    const fork = em.fork({ clear: true, keepTransactionContext: true });
-    const page = await this.page<Record<string, unknown>>(fork, parentIds, cursor, pageSize);
-    return { count: await removeAll(fork, page), last: page.at(-1)?.[this.relation.childMeta.primaryKeys[0]!] ?? cursor };
   }
 
   /** The keys of the next `limit` children, in key order: the rows `deleteBatch` would delete. */

@@ -33,13 +33,48 @@ export interface EntityPolicy {
 export class PolicyRegistry {
   private readonly byClass = new Map<unknown, EntityPolicy>();
   private readonly byName = new Map<string, EntityPolicy>();
+  private readonly recursive = new Set<EntityPolicy>();
 
   constructor(policies: readonly EntityPolicy[]) {
     for (const policy of policies) {
       this.byClass.set(policy.meta.class, Object.freeze(policy));
       this.byName.set(policy.meta.className, policy);
     }
+    for (const policy of policies) {
+      if (this.reaches(policy, policy, new Set())) {
+        this.recursive.add(policy);
+      }
+    }
     Object.freeze(this);
+  }
+
+  /**
+   * Whether destroying a row of `meta` can reach rows of the same entity again through the
+   * policies (a tree of categories): such rows may form cycles in the data, which a cascade must
+   * not walk forever.
+   */
+  isRecursive(meta: EntityMetadata): boolean {
+    const policy = this.forMeta(meta);
+    return policy !== undefined && this.recursive.has(policy);
+  }
+
+  private reaches(from: EntityPolicy, target: EntityPolicy, seen: Set<EntityPolicy>): boolean {
+    for (const relation of from.relations) {
+      if (relation.policy !== 'destroy' && relation.policy !== 'destroyAsync' && relation.policy !== 'nullifyThenPurge') {
+        continue;
+      }
+      const next = this.forMeta(relation.childMeta);
+      if (next === target) {
+        return true;
+      }
+      if (next && !seen.has(next)) {
+        seen.add(next);
+        if (this.reaches(next, target, seen)) {
+          return true;
+        }
+      }
+    }
+    return false;
   }
 
   /** The policy of the entity with this class name (as stored in deletion requests). */
