@@ -1,4 +1,5 @@
 import { MikroORM, type EntityMetadata } from '@mikro-orm/core';
+import type { SqlEntityManager } from '@mikro-orm/postgresql';
 import { Inject, Injectable, Logger, type OnApplicationBootstrap } from '@nestjs/common';
 import { RESOLVED_DELETION_OPTIONS } from '../deletion.constants.js';
 import type { ResolvedDeletionOptions } from '../interfaces/deletion-module-options.interface.js';
@@ -31,7 +32,15 @@ export class DeletionDoctor implements OnApplicationBootstrap {
       return [];
     }
     const schema = await inspectSchema(this.orm.em, children);
-    return diagnose(this.registry, schema, deleteHooksOf);
+    return diagnose(this.registry, schema, deleteHooksOf, (meta) => this.validatorPredicates(meta));
+  }
+
+  /** Each set-based validator's `where`, rendered by MikroORM as the SQL an index predicate takes. */
+  private validatorPredicates(meta: EntityMetadata): string[] {
+    return (this.registry.forMeta(meta)?.validators.sets ?? []).map((set) => {
+      const sql = (this.orm.em as SqlEntityManager).createQueryBuilder(meta.class as new () => object, 'v').select('*').where(set.where as never).getFormattedQuery();
+      return sql.replace(/^[\s\S]*? where /i, '').replaceAll('"v".', '');
+    });
   }
 
   /**

@@ -26,6 +26,8 @@ export const DOCTOR_CODES = {
   UNINDEXED_FK: 'DELETION_DOCTOR_UNINDEXED_FK',
   /** `deleteAll`/`deleteAllAsync` over children with policies (or validators) of their own. */
   SKIPPED_POLICIES: 'DELETION_DOCTOR_SKIPPED_POLICIES',
+  /** A set-based validator over children whose foreign key no partial index serves: it scans every child. */
+  UNSERVED_VALIDATOR: 'DELETION_DOCTOR_UNSERVED_VALIDATOR',
   /** The child's table is not in the database, so the relation could not be checked. */
   TABLE_MISSING: 'DELETION_DOCTOR_TABLE_MISSING',
   /** The child's foreign-key column is not in its table, so the relation could not be checked. */

@@ -83,6 +83,17 @@ export function skippedMessage(s: RelationSubject, skipped: readonly string[]): 
   };
 }
 
+/** A set-based validator that no partial index on the foreign key serves. */
+export function unservedValidatorMessage(s: RelationSubject, table: TableFacts, currentSchema: string, predicates: readonly string[]): Text {
+  const columns = s.columns.map(sqlIdentifier).join(', ');
+  return {
+    message:
+      `${s.child} has a set-based @ValidateBeforeDestroy that ${at(s)} evaluates in every deletion, but no partial index of ${s.table} ` +
+      `starts with ${fkColumn(s)}, so PostgreSQL reads every ${s.child} row of the deleted ${s.parent} to answer it.`,
+    fix: predicates.map((predicate) => `CREATE INDEX ON ${qualified(table, currentSchema)} (${columns}) WHERE ${predicate}`).join('; ') + '.',
+  };
+}
+
 /** The child's table or column is not in the database. */
 export function missingMessage(s: RelationSubject, what: 'table' | 'column'): Text {
   return what === 'table'

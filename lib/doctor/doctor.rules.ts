@@ -2,7 +2,15 @@ import type { EntityMetadata, EntityProperty } from '@mikro-orm/core';
 import { NULLIFYING_POLICIES, type PolicyName } from '../policies/policy-names.js';
 import type { EntityPolicy, PolicyRegistry, RelationPolicy } from '../registry/policy-registry.js';
 import { DOCTOR_CODES, type DoctorFinding } from './doctor-finding.js';
-import { foreignKeyMessage, missingMessage, notNullMessage, skippedMessage, unindexedMessage, type RelationSubject } from './doctor.messages.js';
+import {
+  foreignKeyMessage,
+  missingMessage,
+  notNullMessage,
+  skippedMessage,
+  unindexedMessage,
+  unservedValidatorMessage,
+  type RelationSubject,
+} from './doctor.messages.js';
 import type { ForeignKeyFacts, SchemaFacts, TableFacts } from './schema-inspector.js';
 
 /**
@@ -33,19 +41,37 @@ const none: OwnDeletionLogic = () => [];
  * Many-to-many relations are left out: they only take `restrict` or pivot-row removal, whose
  * foreign keys sit on the pivot table MikroORM manages.
  */
-export function diagnose(registry: PolicyRegistry, schema: SchemaFacts, ownDeletionLogic: OwnDeletionLogic = none): DoctorFinding[] {
+export function diagnose(
+  registry: PolicyRegistry,
+  schema: SchemaFacts,
+  ownDeletionLogic: OwnDeletionLogic = none,
+  validatorPredicates: ValidatorPredicates = none,
+): DoctorFinding[] {
   const findings: DoctorFinding[] = [];
   for (const owner of registry.all()) {
     for (const relation of owner.relations) {
       if (relation.kind !== 'm:n') {
-        findings.push(...diagnoseRelation(registry, owner, relation, schema, ownDeletionLogic));
+        findings.push(...diagnoseRelation(registry, owner, relation, schema, ownDeletionLogic, validatorPredicates));
       }
     }
   }
   return findings;
 }
 
-function diagnoseRelation(registry: PolicyRegistry, owner: EntityPolicy, relation: RelationPolicy, schema: SchemaFacts, ownDeletionLogic: OwnDeletionLogic): DoctorFinding[] {
+/** The SQL predicates of an entity's set-based validators (`legal_hold = true`), for `CREATE INDEX`. */
+export type ValidatorPredicates = (meta: EntityMetadata) => readonly string[];
+
+/** Policies under which the children are deleted, so their validators run in each deletion. */
+const DELETING = ['destroy', 'deleteAll', 'destroyAsync', 'deleteAllAsync', 'nullifyThenPurge'] as const satisfies readonly PolicyName[];
+
+function diagnoseRelation(
+  registry: PolicyRegistry,
+  owner: EntityPolicy,
+  relation: RelationPolicy,
+  schema: SchemaFacts,
+  ownDeletionLogic: OwnDeletionLogic,
+  validatorPredicates: ValidatorPredicates,
+): DoctorFinding[] {
   const findings: DoctorFinding[] = [];
   const childProp = relation.childMeta.properties[relation.childProperty as never] as EntityProperty;
   const table = schema.tables.get(relation.childMeta.className);
@@ -99,6 +125,10 @@ function diagnoseRelation(registry: PolicyRegistry, owner: EntityPolicy, relatio
     const constraint = constraints[0]?.name;
     findings.push(finding('warning', DOCTOR_CODES.UNINDEXED_FK, unindexedMessage(subject, table, schema.currentSchema, constraint), constraint));
   }
+  const predicates = includes(DELETING, relation.policy) ? validatorPredicates(relation.childMeta) : [];
+  if (predicates.length > 0 && !hasPartialIndex(table, subject.columns)) {
+    findings.push(finding('warning', DOCTOR_CODES.UNSERVED_VALIDATOR, unservedValidatorMessage(subject, table, schema.currentSchema, predicates)));
+  }
   return findings;
 }
 
@@ -113,6 +143,11 @@ const FK_CODES: Record<ForeignKeyFacts['onDelete'], DoctorFinding['code']> = {
 /** Some valid, non-partial index whose leading key columns are exactly the foreign-key columns. */
 function isIndexed(table: TableFacts, columns: readonly string[]): boolean {
   return table.indexes.some((index) => index.valid && !index.partial && sameColumns(index.columns.slice(0, columns.length), columns));
+}
+
+/** Some valid partial index whose leading key columns are the foreign-key columns. */
+function hasPartialIndex(table: TableFacts, columns: readonly string[]): boolean {
+  return table.indexes.some((index) => index.valid && index.partial && sameColumns(index.columns.slice(0, columns.length), columns));
 }
 
 function sameColumns(a: readonly string[], b: readonly string[]): boolean {

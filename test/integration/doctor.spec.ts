@@ -12,6 +12,7 @@ import { DELETION_ENTITIES, DeletionDoctor, DeletionDoctorError, DeletionModule,
 import { resolvePolicies } from '../../lib/registry/policy-resolver.js';
 import { ARCHIVE_SCHEMA, Crate, DOCTOR_ENTITIES, Store } from '../fixtures/doctor.entities.js';
 import { Author, LIBRARY_ENTITIES } from '../fixtures/library.entities.js';
+import { Shop, VALIDATED_ENTITIES } from '../fixtures/validated.entities.js';
 import { createDeletionTestApp, redisConnection, type DeletionTestApp } from '../support/deletion-test-app.js';
 import { createTestDatabase, databaseUrl } from '../support/services.js';
 
@@ -286,5 +287,22 @@ describe('deleteAll over children with lifecycle hooks', () => {
     expect(findings).toEqual([expect.objectContaining({ severity: 'warning', entity: 'Author', relation: 'books', policy: 'deleteAll' })]);
     expect(findings[0]!.message).toContain('@BeforeDelete journalBeforeDelete()');
     expect(findings[0]!.message).toContain('@AfterDelete journalAfterDelete()');
+  });
+});
+
+describe('set-based validators and their index', () => {
+  let app: DeletionTestApp;
+  beforeAll(async () => {
+    app = await createDeletionTestApp({ database: 'deletion_doctor_validators', entities: VALIDATED_ENTITIES, deletion: { doctor: 'warn', policies: [definePolicy(Shop, { ledgers: 'deleteAllAsync' })] } });
+  });
+  afterAll(() => app?.close());
+
+  it('warns when no partial index on the foreign key serves the validator, giving the CREATE INDEX to add, and stops once it exists', async () => {
+    const unserved = async () => (await app.deletions.doctor()).filter((f) => f.code === 'DELETION_DOCTOR_UNSERVED_VALIDATOR');
+    const [finding] = await unserved();
+    expect(finding).toMatchObject({ severity: 'warning', entity: 'Shop', relation: 'ledgers', policy: 'deleteAllAsync' });
+    expect(finding!.fix).toBe('CREATE INDEX ON ledger (shop_id) WHERE "locked" = true.');
+    await app.em().getConnection().execute(finding!.fix.replace(/\.$/, ''));
+    expect(await unserved()).toEqual([]);
   });
 });
