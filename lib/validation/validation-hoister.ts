@@ -1,9 +1,10 @@
-import { raw, type EntityManager, type EntityMetadata } from '@mikro-orm/core';
+import { helper, raw, type EntityManager, type EntityMetadata } from '@mikro-orm/core';
 import type { SqlEntityManager } from '@mikro-orm/postgresql';
 import { Inject, Injectable } from '@nestjs/common';
 import type { SetValidatorOptions } from '../decorators/validate-before-destroy.decorator.js';
 import { RESOLVED_DELETION_OPTIONS } from '../deletion.constants.js';
 import { DeletionBlockedError, type DeletionBlocker } from '../errors/deletion-blocked.error.js';
+import { DeletionRestrictedError } from '../errors/deletion-restricted.error.js';
 import { DeletionValidationBudgetError } from '../errors/deletion-validation-budget.error.js';
 import type { ResolvedDeletionOptions } from '../interfaces/deletion-module-options.interface.js';
 import { PolicyRegistry } from '../registry/policy-registry.js';
@@ -44,8 +45,8 @@ export class ValidationHoister {
    * checks the rows themselves only (a set-based delete skips their own policies).
    */
   async assertDeletable(em: EntityManager, roots: DeletionRoots, { descend = true } = {}): Promise<void> {
-    const tree = deletionTree(this.registry, roots.meta, roots.path);
-    const verdict = await this.evaluate(em, roots, descend ? tree : tree.slice(0, 1));
+    const tree = descend ? deletionTree(this.registry, roots.meta, roots.path) : deletionTree(this.registry, roots.meta, roots.path).slice(0, 1);
+    const verdict = await this.evaluate(em, roots, tree);
     if (verdict.total > 0) {
       throw DeletionBlockedError.create({
         entity: roots.meta.className,
@@ -53,6 +54,38 @@ export class ValidationHoister {
         blockers: verdict.blockers,
         total: verdict.total,
       });
+    }
+    await this.assertNoQueuedRestrict(em, roots, tree);
+  }
+
+  /**
+   * A `restrict` below a queued policy would only refuse in the queue, after the parent is gone: it
+   * is checked here instead, with one count per such path, as its synchronous counterpart would
+   * refuse in the request. (`restrict`s reached synchronously refuse on their own, in the request.)
+   */
+  private async assertNoQueuedRestrict(em: EntityManager, roots: DeletionRoots, tree: readonly DeletionNode[]): Promise<void> {
+    for (const node of tree) {
+      const relation = node.relation;
+      if (relation?.policy !== 'restrict' || node.timing !== 'later') {
+        continue;
+      }
+      const where = rowsUnder(node, roots.ids);
+      const count = await em.count(node.meta.class, where, { filters: false });
+      if (count > 0) {
+        const sample = await em.find(node.meta.class as new () => Record<string, unknown>, where as never, {
+          fields: [relation.childProperty] as never,
+          limit: this.options.validation.maxBlockers,
+          filters: false,
+        });
+        const parents = [...new Set(sample.map((row) => helper(row[relation.childProperty] as object).getPrimaryKey()))];
+        throw DeletionRestrictedError.create({
+          entity: relation.entity,
+          id: parents.length === 1 ? parents[0] : parents,
+          relation: relation.relation,
+          childEntity: relation.childMeta.className,
+          count,
+        });
+      }
     }
   }
 

@@ -16,7 +16,7 @@ afterAll(() => app?.close());
 beforeEach(() => app.em().getConnection().execute('truncate category restart identity'));
 
 const sql = (query: string, params: unknown[] = []) => app.em().getConnection().execute<{ id: number }[]>(query, params);
-const remaining = async () => (await sql('select id from category order by id')).map((row) => row.id);
+const remaining = async () => (await sql('select id from category order by id')).map((row: { id: number }) => row.id);
 
 async function insert(name: string, parent: number | null): Promise<number> {
   const [row] = await sql('insert into category (name, parent_id) values (?, ?) returning id', [name, parent]);
