@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Starts the local PostgreSQL and Redis this project's tests and sample app talk to, when they are
+# Starts the local PostgreSQL and Redis this project's tests and benchmarks talk to, when they are
 # down. Does nothing when both already answer, or when DATABASE_URL/REDIS_URL point elsewhere.
+# (`npm start` does not run it: the sample app needs no server, see sample-app/README.md.)
 set -euo pipefail
 
 pg_up() { pg_isready -q -h 127.0.0.1 -p 5432 2>/dev/null; }

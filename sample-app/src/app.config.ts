@@ -1,19 +1,44 @@
-/** Where the sample app finds its database and Redis, and how it names its queues. */
+import { fileURLToPath } from 'node:url';
+
+/** Where the sample app finds its database and queue, and how it names its queues. */
 export interface SampleAppConfig {
-  /** PostgreSQL URL; the database is created at boot when it does not exist. */
-  databaseUrl: string;
-  /** Redis URL of the BullMQ queues (`redis://[user:password@]host:port[/db]`). */
-  redisUrl: string;
-  /** BullMQ key prefix, so several apps (or test files) can share one Redis. */
+  /**
+   * PostgreSQL URL; the database is created at boot when it does not exist. Absent: an embedded
+   * PostgreSQL (PGlite) is started in the process, see `embedded`.
+   */
+  databaseUrl?: string;
+  /**
+   * Redis URL of the BullMQ queues (`redis://[user:password@]host:port[/db]`). Absent: the
+   * deletion queue lives in PostgreSQL (BullMQ's PostgreSQL backend, schema `bullmq` of the
+   * database above), and no Redis is needed.
+   */
+  redisUrl?: string;
+  /** BullMQ key prefix, so several apps (or test files) can share one Redis (Redis only). */
   queuePrefix: string;
+  /** The embedded PostgreSQL, used when `databaseUrl` is absent. */
+  embedded?: {
+    /** A directory for its data (kept across restarts), or `'memory'`. Default `.sample-data/pglite` in the repository. */
+    dataDir?: string;
+  };
 }
 
-/** The configuration from the environment: `DATABASE_URL`, `REDIS_URL`, `QUEUE_PREFIX`. */
+/** The schema of BullMQ's PostgreSQL backend (the library's default). */
+export const QUEUE_SCHEMA = 'bullmq';
+
+/** `.sample-data/pglite` at the repository's root (git-ignored), wherever the app is started from. */
+export const DEFAULT_EMBEDDED_DATA_DIR = fileURLToPath(new URL('../../.sample-data/pglite', import.meta.url));
+
+/**
+ * The configuration from the environment: `DATABASE_URL`, `REDIS_URL`, `QUEUE_PREFIX`,
+ * `PGLITE_DATA_DIR`. An unset (or empty) `DATABASE_URL` means the embedded PostgreSQL, an unset
+ * `REDIS_URL` the queue on PostgreSQL.
+ */
 export function configFromEnv(env: NodeJS.ProcessEnv = process.env): SampleAppConfig {
   return {
-    databaseUrl: env.DATABASE_URL ?? 'postgresql://postgres@127.0.0.1:5432/deletion_sample',
-    redisUrl: env.REDIS_URL ?? 'redis://127.0.0.1:6379',
-    queuePrefix: env.QUEUE_PREFIX ?? 'deletion_sample',
+    databaseUrl: env.DATABASE_URL || undefined,
+    redisUrl: env.REDIS_URL || undefined,
+    queuePrefix: env.QUEUE_PREFIX || 'deletion_sample',
+    embedded: { dataDir: env.PGLITE_DATA_DIR || DEFAULT_EMBEDDED_DATA_DIR },
   };
 }
 
