@@ -1,4 +1,4 @@
-import { MikroORM, type EntityClass, type EntityMetadata, type FilterQuery } from '@mikro-orm/core';
+import { LockMode, MikroORM, type EntityClass, type EntityMetadata, type FilterQuery } from '@mikro-orm/core';
 import { Inject, Injectable } from '@nestjs/common';
 import { CascadeContext } from './cascade/cascade-context.js';
 import { DeletionConfigurationError } from './errors/deletion-configuration.error.js';
@@ -9,11 +9,11 @@ import type { DoctorFinding } from './doctor/doctor-finding.js';
 import type { DeletionReceipt } from './interfaces/deletion-receipt.interface.js';
 import { DeletionRequest } from './outbox/deletion-request.entity.js';
 import { OutboxPublisher } from './outbox/outbox-publisher.js';
+import { isRequestId } from './outbox/request-id.js';
 import type { DeletionPlan } from './plan/deletion-plan.js';
 import { DeletionPlanner } from './plan/deletion-planner.js';
 import { summarize, type DeletionStatus } from './status/deletion-status.js';
 
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
 /**
  * The programmatic entry point: deletes a row through its declared policies, reports on queued
@@ -47,7 +47,8 @@ export class DeletionService {
     const scope = { rootRequestIds: [] as string[] };
     await CascadeContext.runInDestroy(scope, () =>
       this.orm.em.fork().transactional(async (em) => {
-        const target = await em.findOne(entity, { [pk]: id } as FilterQuery<NoInfer<T>>);
+        // Locked, so two deletions of the same row serialize: the second finds it gone (404).
+        const target = await em.findOne(entity, { [pk]: id } as FilterQuery<NoInfer<T>>, { lockMode: LockMode.PESSIMISTIC_WRITE });
         if (!target) {
           throw DeletionTargetNotFoundError.create(meta.className, id);
         }
@@ -110,7 +111,7 @@ export class DeletionService {
   }
 
   private async find(requestId: string): Promise<DeletionRequest> {
-    const request = typeof requestId === 'string' && UUID.test(requestId) ? await this.orm.em.fork().findOne(DeletionRequest, { id: requestId }) : null;
+    const request = isRequestId(requestId) ? await this.orm.em.fork().findOne(DeletionRequest, { id: requestId }) : null;
     if (!request) {
       throw DeletionRequestNotFoundError.create(requestId);
     }

@@ -7,6 +7,7 @@ import { DeletionError } from '../errors/deletion.error.js';
 import { DeletionEvents } from '../events/deletion-events.js';
 import type { DeletionRequest, RequestError } from '../outbox/deletion-request.entity.js';
 import { OutboxRelay } from '../outbox/outbox-relay.js';
+import { isRequestId } from '../outbox/request-id.js';
 import { OrphanSweeper } from '../sweeper/orphan-sweeper.js';
 import { RESOLVED_DELETION_OPTIONS } from '../deletion.constants.js';
 import type { ResolvedDeletionOptions } from '../interfaces/deletion-module-options.interface.js';
@@ -22,6 +23,8 @@ export class CascadeProcessor extends WorkerHost implements OnApplicationBootstr
   private readonly logger = new Logger(CascadeProcessor.name);
   /** A worker this processor drives itself (the PostgreSQL backend), rather than `@nestjs/bullmq`. */
   private ownWorker?: Worker;
+  private buildOwnWorker?: () => Worker;
+  private lastWorkerWarning = 0;
 
   constructor(
     @InjectQueue(DELETION_QUEUE) private readonly queue: Queue,
@@ -43,7 +46,10 @@ export class CascadeProcessor extends WorkerHost implements OnApplicationBootstr
     if (this.options.worker === false) {
       return;
     }
-    this.ownWorker?.run().catch((error: Error) => this.logger.error(`Deletion worker stopped: ${error.message}`));
+    if (this.buildOwnWorker) {
+      this.adopt(this.buildOwnWorker());
+      this.ownWorker!.run().catch((error: Error) => this.logger.error(`Deletion worker stopped: ${error.message}`));
+    }
     this.schedule(RELAY_SCHEDULER_ID, RELAY_JOB, this.options.relay.intervalMs);
     if (this.sweeper.relations().length > 0) {
       this.schedule(SWEEP_SCHEDULER_ID, SWEEP_JOB, this.options.sweeper.intervalMs);
@@ -54,13 +60,26 @@ export class CascadeProcessor extends WorkerHost implements OnApplicationBootstr
     await this.ownWorker?.close();
   }
 
-  /** Drives `worker` with this processor, as `@nestjs/bullmq` does for the workers it creates. */
-  adoptWorker(worker: Worker): void {
+  /**
+   * Drives a worker of its own with this processor, as `@nestjs/bullmq` does for the workers it
+   * creates. The worker is built at bootstrap, once the application's database is known to answer.
+   */
+  adoptWorker(build: () => Worker): void {
+    this.buildOwnWorker = build;
+  }
+
+  private adopt(worker: Worker): void {
     this.ownWorker = worker;
     // WorkerHost exposes the worker through `_worker`, which @nestjs/bullmq's explorer sets.
     Object.assign(this, { _worker: worker });
     worker.on('failed', (job, error) => void this.onFailed(job, error));
-    worker.on('error', (error) => this.logger.warn(`Deletion worker error: ${error.message}`));
+    // At most one warning every 30 s: an unreachable backend reports every retry.
+    worker.on('error', (error) => {
+      if (Date.now() - this.lastWorkerWarning > 30_000) {
+        this.lastWorkerWarning = Date.now();
+        this.logger.warn(`Deletion worker error: ${error.message}`);
+      }
+    });
   }
 
   private schedule(schedulerId: string, name: string, every: number): void {
@@ -107,7 +126,7 @@ export class CascadeProcessor extends WorkerHost implements OnApplicationBootstr
       return;
     }
     const requestId = (job.data as Partial<CascadeJobData> | undefined)?.requestId;
-    if (typeof requestId !== 'string') {
+    if (!isRequestId(requestId)) {
       this.logger.error(`Job ${job.id} failed: ${error.message}`);
       return;
     }
@@ -148,7 +167,7 @@ export class CascadeProcessor extends WorkerHost implements OnApplicationBootstr
 
 function parsePayload(job: Job): string {
   const requestId = (job.data as Partial<CascadeJobData> | undefined)?.requestId;
-  if (typeof requestId !== 'string' || !/^[0-9a-f-]{36}$/i.test(requestId)) {
+  if (!isRequestId(requestId)) {
     throw new UnrecoverableError(`Job ${job.id} (${job.name}) has a malformed payload ${JSON.stringify(job.data)}: expected { requestId: <uuid> }.`);
   }
   return requestId;
