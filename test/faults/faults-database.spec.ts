@@ -23,7 +23,7 @@ beforeAll(async () => {
       batchSize: 50,
       queue: { attempts: 10, backoffMs: 50 },
       worker: { pauseBetweenBatchesMs: 10 },
-      policies: [definePolicy(Owner, { items: 'destroyAsync', logs: 'deleteAllAsync' })],
+      policies: [definePolicy(Owner, { items: 'destroyAsync', logs: 'deleteAllAsync', notes: 'nullifyThenPurge' })],
     },
   });
   await app.em().getConnection().execute(CREATE_ITEM_AUDIT);
@@ -81,6 +81,7 @@ describe('the database connection dropped in the middle of a batch', () => {
     expect(status.progress).toEqual([
       { path: 'Owner.items', entity: 'Item', policy: 'destroyAsync', processed: items, done: true },
       { path: 'Owner.logs', entity: 'Log', policy: 'deleteAllAsync', processed: logs, done: true },
+      { path: 'Owner.notes', entity: 'Note', policy: 'nullifyThenPurge', processed: 0, done: true },
     ]);
     expect(await itemsOf(id)).toBe(0);
     expect(await logsOf(id)).toBe(0);
@@ -95,12 +96,15 @@ describe('the database connection dropped in the middle of a batch', () => {
 
 describe('the database connection dropped inside the deletion request’s own transaction', () => {
   it('rolls the whole deletion back: parent and children stay, no request row, no job', async () => {
-    const id = await seedOwner(app.em(), { items: 20, logs: 4 });
+    const id = await seedOwner(app.em(), { items: 20, logs: 4, notes: 1 });
     const before = await countRows(app.em());
     const jobsBefore = await app.queue.getJobCounts();
 
-    // Hold the parent row, so the deletion stops at its DELETE after writing its request row; then drop that connection.
-    const lock = await RowLock.hold(database, 'owner', id);
+    // Hold its note, so the deletion stops at nullifyThenPurge's UPDATE, after writing its request
+    // row (destroy() locks the parent itself first, so holding the parent would stop it earlier);
+    // then drop that connection.
+    const noteId = await scalar(app, 'select id from note where owner_id = ?', [id]);
+    const lock = await RowLock.hold(database, 'note', noteId);
     let destroying: Promise<unknown>;
     try {
       destroying = app.deletions.destroy(Owner, id).then(
@@ -108,7 +112,7 @@ describe('the database connection dropped inside the deletion request’s own tr
         (error: unknown) => error,
       );
       let waiters: number[] = [];
-      await waitUntil(async () => (waiters = await admin.lockWaiters()).length === 1, 10_000, 'deletion waiting at its DELETE');
+      await waitUntil(async () => (waiters = await admin.lockWaiters()).length === 1, 10_000, 'deletion waiting at its UPDATE');
       const [{ written }] = await admin.query<{ written: boolean }>(
         `select backend_xid is not null as written from pg_stat_activity where pid = $1`,
         waiters,
