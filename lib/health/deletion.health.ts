@@ -10,7 +10,7 @@ import type { DeletionHealthOptions, ResolvedDeletionOptions } from '../interfac
 import { DeletionRequest } from '../outbox/deletion-request.entity.js';
 import { DELETION_QUEUE } from '../queue/deletion-queue.constants.js';
 import { evaluateDeletionHealth, type DeletionQueueCounts, type DeletionRequestCounts } from './deletion-health.evaluate.js';
-import { describeFailure, withinTime } from './time-limit.js';
+import { describeFailure, withinTime } from '../common/time-limit.js';
 
 /**
  * `@nestjs/terminus` indicator of the deletion pipeline: the queue answers, how many jobs wait,

@@ -2,6 +2,7 @@ import type { EntityManager } from '@mikro-orm/core';
 import { InjectQueue } from '@nestjs/bullmq';
 import { Inject, Injectable, Logger, type BeforeApplicationShutdown } from '@nestjs/common';
 import type { Queue } from 'bullmq';
+import { withinTime } from '../common/time-limit.js';
 import { RESOLVED_DELETION_OPTIONS } from '../deletion.constants.js';
 import type { ResolvedDeletionOptions } from '../interfaces/deletion-module-options.interface.js';
 import { CASCADE_JOB, DELETION_QUEUE, type CascadeJobData } from '../queue/deletion-queue.constants.js';
@@ -69,10 +70,6 @@ export class OutboxPublisher implements BeforeApplicationShutdown {
     await Promise.allSettled([...this.inFlight]);
   }
 
-  /** Resolves once every enqueue started so far has finished (for tests and graceful handoffs). */
-  async settled(): Promise<void> {
-    await Promise.allSettled([...this.inFlight]);
-  }
 
   rolledBack(ctx: object | undefined): void {
     if (ctx) {
@@ -99,20 +96,12 @@ export class OutboxPublisher implements BeforeApplicationShutdown {
       data: { requestId } satisfies CascadeJobData,
       opts: { jobId: requestId, attempts, backoff: { type: 'exponential', delay: backoffMs }, removeOnComplete: true, removeOnFail: false },
     }));
-    let timer: NodeJS.Timeout | undefined;
     try {
-      await Promise.race([
-        this.queue.addBulk(jobs),
-        new Promise((_, reject) => {
-          timer = setTimeout(() => reject(new Error(`the queue did not answer within ${enqueueTimeoutMs} ms`)), enqueueTimeoutMs);
-        }),
-      ]);
+      await withinTime(this.queue.addBulk(jobs), enqueueTimeoutMs, 'the queue');
       return true;
     } catch (error) {
       this.logger.warn(`Could not enqueue deletion request(s) ${requestIds.join(', ')}: ${(error as Error).message}. They are stored and the relay will enqueue them.`);
       return false;
-    } finally {
-      clearTimeout(timer);
     }
   }
 }

@@ -1,7 +1,6 @@
 /**
- * Settles with `work`, or rejects once `ms` have passed. A health probe must answer even when a
- * backend does not: ioredis queues commands while it reconnects, so an unreachable Redis would
- * otherwise hang the probe, and the health endpoint with it.
+ * Settles with `work`, or rejects once `ms` have passed. ioredis queues commands while it
+ * reconnects, so without a limit an unreachable Redis would hang a health probe, or an enqueue.
  */
 export async function withinTime<T>(work: Promise<T>, ms: number, what: string): Promise<T> {
   let timer: NodeJS.Timeout | undefined;
