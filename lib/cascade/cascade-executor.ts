@@ -5,6 +5,7 @@ import { RequestWriter } from '../outbox/request-writer.js';
 import { PolicyRegistry, type EntityPolicy, type RelationPolicy } from '../registry/policy-registry.js';
 import { CascadeContext, type CascadeScope } from './cascade-context.js';
 import { RelationQueries } from './relation-queries.js';
+import type { DeletionGuard } from '../validation/validation-hoister.js';
 
 /**
  * Applies an entity's declared policies to a set of its rows that are about to be deleted, inside
@@ -29,9 +30,9 @@ export class CascadeExecutor {
   /**
    * Runs before the parents' own DELETE: `restrict` checks first (nothing is written if one
    * refuses), then each relation's policy in declaration order. Any error propagates and rolls the
-   * caller's transaction back.
+   * caller's transaction back. `guard`: the deletion's validators, checked by the request's insert.
    */
-  async applyPolicies(em: EntityManager, policy: EntityPolicy, parentIds: readonly unknown[]): Promise<void> {
+  async applyPolicies(em: EntityManager, policy: EntityPolicy, parentIds: readonly unknown[], guard?: DeletionGuard): Promise<void> {
     if (parentIds.length === 0) {
       return;
     }
@@ -44,11 +45,20 @@ export class CascadeExecutor {
     }
     const outer = CascadeContext.currentRequest();
     const scope = this.requests.needsRequest(policy)
-      ? await this.requests.write(em, policy, parentIds, outer)
+      ? await this.requests.write(em, policy, parentIds, outer, guard)
       : (outer ?? this.requests.lazyRoot(em, policy, parentIds));
     for (const relation of policy.relations) {
       await this.applyRelation(em, relation, parentIds, scope);
     }
+  }
+
+  /**
+   * Whether the first statement `applyPolicies` runs for these rows is their request row's insert,
+   * which can then carry the validators as its guard (no `restrict` count comes before it, so the
+   * validators still answer first).
+   */
+  startsWithRequest(policy: EntityPolicy): boolean {
+    return this.requests.needsRequest(policy) && !policy.relations.some((r) => r.policy === 'restrict');
   }
 
   private async applyRelation(em: EntityManager, relation: RelationPolicy, parentIds: readonly unknown[], scope: CascadeScope): Promise<void> {

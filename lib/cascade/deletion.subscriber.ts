@@ -12,7 +12,7 @@ import {
 import { Inject, Injectable, type OnModuleInit } from '@nestjs/common';
 import { OutboxPublisher } from '../outbox/outbox-publisher.js';
 import { PolicyRegistry, type EntityPolicy } from '../registry/policy-registry.js';
-import { ValidationHoister } from '../validation/validation-hoister.js';
+import { ValidationHoister, type DeletionGuard } from '../validation/validation-hoister.js';
 import { CascadeContext } from './cascade-context.js';
 import { CascadeExecutor } from './cascade-executor.js';
 
@@ -139,13 +139,20 @@ export class DeletionSubscriber implements EventSubscriber, OnModuleInit {
 
   /**
    * A deletion's entry point (not reached through another cascade) first runs every validator of
-   * the rows it would delete, at any depth, before anything is written.
+   * the rows it would delete, at any depth, before anything is written: up front, or as the
+   * condition of the request row's insert, the deletion's first write.
    */
   private async apply(args: EventArgs<object>, policy: EntityPolicy, group: ChangeSet<object>[]): Promise<void> {
     const ids = group.map((changeSet) => helper(changeSet.entity).getPrimaryKey());
+    let guard: DeletionGuard | undefined;
     if (!CascadeContext.currentRequest()) {
-      await this.hoister.assertDeletable(args.em, { meta: policy.meta, ids, entities: group.map((cs) => cs.entity) });
+      const roots = { meta: policy.meta, ids, entities: group.map((cs) => cs.entity) };
+      // A deletion that writes a request row checks as part of that insert (one round trip fewer).
+      guard = this.executor.startsWithRequest(policy) ? this.hoister.guard(args.em, roots) : undefined;
+      if (!guard) {
+        await this.hoister.assertDeletable(args.em, roots);
+      }
     }
-    await this.executor.applyPolicies(args.em, policy, ids);
+    await this.executor.applyPolicies(args.em, policy, ids, guard);
   }
 }

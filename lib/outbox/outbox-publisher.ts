@@ -60,7 +60,10 @@ export class OutboxPublisher implements BeforeApplicationShutdown {
     if (ids?.length) {
       // Off the request's path: the rows are committed, so a slow or absent queue delays the
       // cascade, never the response. Shutdown waits for these (see beforeApplicationShutdown).
-      const sending = this.enqueue(ids).finally(() => this.inFlight.delete(sending));
+      // setImmediate: the caller's response goes first; building the jobs is CPU work too.
+      const sending = new Promise<void>((resolve) => setImmediate(resolve))
+        .then(() => this.enqueue(ids))
+        .finally(() => this.inFlight.delete(sending));
       this.inFlight.add(sending);
     }
   }

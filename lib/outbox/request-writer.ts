@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import type { EntityManager } from '@mikro-orm/core';
+import type { EntityManager, EntityProperty } from '@mikro-orm/core';
 import { Inject, Injectable } from '@nestjs/common';
 import { CascadeContext, type CascadeScope } from '../cascade/cascade-context.js';
 import { fieldOf, qualifiedTable } from '../cascade/relation-queries.js';
@@ -8,6 +8,7 @@ import type { EntityPolicy, RelationPolicy } from '../registry/policy-registry.j
 import { DeletionOrphan } from './deletion-orphan.entity.js';
 import { DeletionRequest, type RelationProgress } from './deletion-request.entity.js';
 import { OutboxPublisher } from './outbox-publisher.js';
+import type { DeletionGuard } from '../validation/validation-hoister.js';
 
 /**
  * Writes deletion requests in the transaction of the delete that causes them, and hands their ids
@@ -26,7 +27,7 @@ export class RequestWriter {
    * Writes the request for `parentIds` under the current cascade scope (a child request), or as a
    * new root when there is none; returns the scope nested work of these rows attaches to.
    */
-  async write(em: EntityManager, policy: EntityPolicy, parentIds: readonly unknown[], scope: CascadeScope | undefined): Promise<CascadeScope> {
+  async write(em: EntityManager, policy: EntityPolicy, parentIds: readonly unknown[], scope: CascadeScope | undefined, guard?: DeletionGuard): Promise<CascadeScope> {
     const id = randomUUID();
     const parent = scope;
     if (parent) {
@@ -44,7 +45,7 @@ export class RequestWriter {
       progress: initialProgress(policy.relations),
       ownWorkDone: false,
       tombstone: policy.tombstone !== undefined,
-    });
+    }, guard);
     return { requestId: id, rootId, path, ensureWritten: async () => {} };
   }
 
@@ -95,12 +96,49 @@ export class RequestWriter {
     return id;
   }
 
+  private statement?: { columns: string; properties: { name: string; toDatabase?: (value: unknown) => unknown }[] };
+
+  /** `insert into deletion_request (...)`, and how each value is converted, from the metadata. */
+  private insertStatement(em: EntityManager): NonNullable<RequestWriter['statement']> {
+    if (!this.statement) {
+      const meta = em.getMetadata().get(DeletionRequest);
+      const platform = em.getPlatform();
+      const names = ['id', 'rootId', 'parentId', 'entity', 'parentIds', 'path', 'progress', 'ownWorkDone', 'tombstone', 'state', 'attempts', 'origin'];
+      const properties = names.map((name) => {
+        const { customType } = meta.properties[name as never] as EntityProperty;
+        return { name, toDatabase: customType && ((value: unknown) => customType.convertToDatabaseValue(value, platform, { mode: 'query' })) };
+      });
+      const columns = names.map((name) => platform.quoteIdentifier(fieldOf(meta.properties[name as never]))).join(', ');
+      this.statement = { columns: `insert into ${qualifiedTable(em, meta.tableName, meta.schema)} (${columns})`, properties };
+    }
+    return this.statement;
+  }
+
+  /**
+   * Inserts the request row and hands it to the publisher. With a `guard`, the row is inserted only
+   * where the guard's condition holds; a refused insert runs the full checks, which throw with the
+   * blockers (should they find none, the rows changed in between, and the row is inserted as is).
+   */
   private async insert(
     em: EntityManager,
     data: Pick<DeletionRequest, 'id' | 'rootId' | 'parentId' | 'entity' | 'parentIds' | 'path' | 'progress' | 'ownWorkDone' | 'tombstone'> &
       Partial<Pick<DeletionRequest, 'origin'>>,
+    guard?: DeletionGuard,
   ): Promise<void> {
-    await em.insert(DeletionRequest, { origin: 'deletion', ...data, state: 'pending', attempts: 0 } as never);
+    const row: Record<string, unknown> = { origin: 'deletion', ...data, state: 'pending', attempts: 0 };
+    const { columns, properties } = this.insertStatement(em);
+    // Plain SQL, built once from the entity's metadata: this insert is on every deletion's request path.
+    const values = properties.map((p) => (p.toDatabase ? p.toDatabase(row[p.name]) : row[p.name]));
+    const placeholders = values.map(() => '?').join(', ');
+    const execute = (sql: string, params: unknown[]) =>
+      em.getConnection().execute<{ affectedRows: number }>(sql, params, 'run', em.getTransactionContext());
+    const inserted = guard
+      ? (await execute(`${columns} select ${placeholders} where ${guard.sql}`, [...values, ...guard.params])).affectedRows
+      : 0;
+    if (inserted === 0) {
+      await guard?.refused();
+      await execute(`${columns} values (${placeholders})`, values);
+    }
     this.publisher.afterCommit(em, data.id);
     if (!data.parentId) {
       CascadeContext.currentDestroy()?.rootRequestIds.push(data.id);
