@@ -3,7 +3,8 @@ import { BullModule, getQueueToken, getSharedConfigToken } from '@nestjs/bullmq'
 import { Module } from '@nestjs/common';
 import { CascadeExecutor } from './cascade/cascade-executor.js';
 import { DeletionSubscriber } from './cascade/deletion.subscriber.js';
-import { RESOLVED_DELETION_OPTIONS } from './deletion.constants.js';
+import { DELETION_SUBSCRIBER, RESOLVED_DELETION_OPTIONS } from './deletion.constants.js';
+import { EntityRemover } from './cascade/entity-remover.js';
 import { ConfigurableDeletionModule, DELETION_MODULE_OPTIONS } from './deletion.module-definition.js';
 import { resolveOptions } from './deletion.options.js';
 import { DeletionService } from './deletion.service.js';
@@ -59,6 +60,8 @@ import { ValidationHoister } from './validation/validation-hoister.js';
     DeletionEvents,
     DeletionService,
     DeletionSubscriber,
+    { provide: DELETION_SUBSCRIBER, useExisting: DeletionSubscriber },
+    EntityRemover,
     OutboxPublisher,
     OutboxRelay,
     OrphanSweeper,

@@ -4,6 +4,7 @@ import { DeletionRestrictedError } from '../errors/deletion-restricted.error.js'
 import { RequestWriter } from '../outbox/request-writer.js';
 import { PolicyRegistry, type EntityPolicy, type RelationPolicy } from '../registry/policy-registry.js';
 import { CascadeContext, type CascadeScope } from './cascade-context.js';
+import { EntityRemover } from './entity-remover.js';
 import { RelationQueries } from './relation-queries.js';
 import type { DeletionGuard } from '../validation/validation-hoister.js';
 
@@ -25,6 +26,7 @@ export class CascadeExecutor {
   constructor(
     @Inject(RequestWriter) private readonly requests: RequestWriter,
     @Inject(PolicyRegistry) private readonly registry: PolicyRegistry,
+    @Inject(EntityRemover) private readonly remover: EntityRemover,
   ) {}
 
   /**
@@ -74,7 +76,7 @@ export class CascadeExecutor {
         const keys = this.registry.isRecursive(relation.childMeta) ? this.underWayIn(em) : undefined;
         const skip = keys && ((key: unknown) => keys.has(`${relation.childMeta.className}:${String(key)}`));
         await CascadeContext.runInRequest({ ...scope, path: `${scope.path}.${relation.relation}` }, () =>
-          queries.destroyPages(em, parentIds, relation.batchSize, skip),
+          queries.destroyPages(em, parentIds, relation.batchSize, (fork, rows) => this.remover.flush(fork, rows), skip),
         );
         return;
       }

@@ -40,18 +40,25 @@ export class RelationQueries {
   }
 
   /**
-   * `destroy`: loads the children one keyset page at a time and removes them through a fork of the
-   * ORM that shares the transaction, so their lifecycle hooks and subscribers fire and their own
-   * policies apply. Memory holds one page, whatever the child count. Returns the rows destroyed.
+   * `destroy`: loads the children one keyset page at a time and removes them (`remove`, the
+   * EntityRemover) through a fork of the ORM that shares the transaction, so their lifecycle hooks
+   * and subscribers fire and their own policies apply. Memory holds one page, whatever the child
+   * count. Returns the rows destroyed.
    */
-  async destroyPages(em: EntityManager, parentIds: readonly unknown[], pageSize: number, skip?: (key: unknown) => boolean): Promise<number> {
+  async destroyPages(
+    em: EntityManager,
+    parentIds: readonly unknown[],
+    pageSize: number,
+    remove: (fork: EntityManager, entities: readonly object[]) => Promise<number>,
+    skip?: (key: unknown) => boolean,
+  ): Promise<number> {
     const pk = this.relation.childMeta.primaryKeys[0]!;
     let cursor: unknown;
     let destroyed = 0;
     for (;;) {
       const fork = em.fork({ clear: true, keepTransactionContext: true });
       const page = await this.page<Record<string, unknown>>(fork, parentIds, cursor, pageSize);
-      destroyed += await removeAll(fork, skip ? page.filter((row) => !skip(row[pk])) : page);
+      destroyed += await remove(fork, skip ? page.filter((row) => !skip(row[pk])) : page);
       if (page.length < pageSize) {
         return destroyed;
       }
@@ -104,18 +111,6 @@ export class RelationQueries {
       );
     return Number(rows[0]?.count ?? 0);
   }
-}
-
-/** Removes the entities through `fork` and flushes: their hooks, subscribers and policies run. */
-export async function removeAll(fork: EntityManager, entities: readonly object[]): Promise<number> {
-  if (entities.length === 0) {
-    return 0;
-  }
-  for (const entity of entities) {
-    fork.remove(entity);
-  }
-  await fork.flush();
-  return entities.length;
 }
 
 export function fieldOf(prop: unknown): string {

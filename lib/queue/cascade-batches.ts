@@ -1,6 +1,7 @@
 import type { EntityManager, FilterQuery } from '@mikro-orm/core';
 import { Inject, Injectable } from '@nestjs/common';
-import { RelationQueries, removeAll } from '../cascade/relation-queries.js';
+import { EntityRemover } from '../cascade/entity-remover.js';
+import { RelationQueries } from '../cascade/relation-queries.js';
 import { DeletionOrphan } from '../outbox/deletion-orphan.entity.js';
 import type { DeletionRequest, RelationProgress } from '../outbox/deletion-request.entity.js';
 import { PolicyRegistry, type RelationPolicy } from '../registry/policy-registry.js';
@@ -22,6 +23,7 @@ export class CascadeBatches {
   constructor(
     @Inject(ValidationHoister) private readonly hoister: ValidationHoister,
     @Inject(PolicyRegistry) private readonly registry: PolicyRegistry,
+    @Inject(EntityRemover) private readonly remover: EntityRemover,
   ) {}
 
   /**
@@ -38,7 +40,7 @@ export class CascadeBatches {
         const fork = em.fork({ clear: true, keepTransactionContext: true });
         const page = await queries.page<Record<string, unknown>>(fork, request.parentIds, progress.cursor, size);
         await this.hoister.assertDeletable(fork, { meta: relation.childMeta, ids: page.map((row) => row[pk]), entities: page, path });
-        const count = await removeAll(fork, page);
+        const count = await this.remover.removeQueued(fork, page);
         return { count, cursor: jsonKey(page.at(-1)?.[pk] ?? progress.cursor), done: count < size };
       }
       case 'deleteAllAsync': {
@@ -77,7 +79,7 @@ export class CascadeBatches {
     const pk = child.primaryKeys[0]!;
     const path = `${request.path}.${relation.relation}`;
     await this.hoister.assertDeletable(fork, { meta: child, ids: rows.map((row) => (row as Record<string, unknown>)[pk]), entities: rows, path });
-    const count = await removeAll(fork, rows);
+    const count = await this.remover.removeQueued(fork, rows);
     const last = orphans.at(-1)!.id;
     await em.nativeDelete(DeletionOrphan, { requestId: request.id, relation: relation.relation, id: { $lte: last } });
     return { count, cursor: last, done: orphans.length < size };
