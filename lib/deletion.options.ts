@@ -30,6 +30,7 @@ export function resolveOptions(options: DeletionModuleOptions): ResolvedDeletion
             lockDurationMs: positive('worker.lockDurationMs', worker.lockDurationMs, 30_000),
             stalledIntervalMs: positive('worker.stalledIntervalMs', worker.stalledIntervalMs, 30_000),
             maxStalledCount: nonNegative('worker.maxStalledCount', worker.maxStalledCount, 5),
+            drainDelayMs: positive('worker.drainDelayMs', worker.drainDelayMs, 5_000),
           },
     relay: {
       intervalMs: nonNegative('relay.intervalMs', options.relay?.intervalMs, 10_000),

@@ -39,6 +39,14 @@ export interface DeletionWorkerOptions {
   stalledIntervalMs?: number;
   /** Times a job may stall (its worker died) before it fails. Default 5. */
   maxStalledCount?: number;
+  /**
+   * How long an idle worker waits for a job before it asks the queue again (BullMQ's `drainDelay`,
+   * given here in milliseconds). A new job normally wakes the worker at once; this bounds the wait
+   * where it cannot (a PostgreSQL without LISTEN/NOTIFY between connections, such as PGlite).
+   * Lower values mean more polling while idle. Sub-second values need Redis 6 or later (Redis 5
+   * rounds them up to whole seconds) or the PostgreSQL backend. Default 5,000 ms.
+   */
+  drainDelayMs?: number;
 }
 
 /** The relay that enqueues requests whose job is missing (queue down at commit, crash). */

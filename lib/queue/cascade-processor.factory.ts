@@ -35,6 +35,8 @@ export function createCascadeProcessor(
     lockDuration: options.worker.lockDurationMs,
     stalledInterval: options.worker.stalledIntervalMs,
     maxStalledCount: options.worker.maxStalledCount,
+    // BullMQ counts this one in seconds.
+    drainDelay: options.worker.drainDelayMs / 1000,
   };
   if (options.queue.backend === 'postgres') {
     const processor = new CascadeProcessor(queue, runner, relay, sweeper, events, options);

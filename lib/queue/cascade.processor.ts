@@ -1,5 +1,5 @@
 import { InjectQueue, OnWorkerEvent, WorkerHost } from '@nestjs/bullmq';
-import { Inject, Injectable, Logger, type OnApplicationBootstrap, type OnApplicationShutdown } from '@nestjs/common';
+import { Inject, Injectable, Logger, type OnApplicationBootstrap, type OnApplicationShutdown, type OnModuleDestroy } from '@nestjs/common';
 import { UnrecoverableError, type Job, type Queue, type Worker } from 'bullmq';
 import { DeletionBlockedError } from '../errors/deletion-blocked.error.js';
 import { DeletionValidationBudgetError } from '../errors/deletion-validation-budget.error.js';
@@ -14,17 +14,35 @@ import type { ResolvedDeletionOptions } from '../interfaces/deletion-module-opti
 import { CASCADE_JOB, DELETION_QUEUE, RELAY_JOB, RELAY_SCHEDULER_ID, SWEEP_JOB, SWEEP_SCHEDULER_ID, type CascadeJobData } from './deletion-queue.constants.js';
 import { RequestRunner } from './request-runner.js';
 
+/** A BullMQ job scheduler this process keeps in place: the relay, or the sweeper. */
+interface Schedule {
+  readonly id: string;
+  readonly name: string;
+  readonly every: number;
+}
+
+/** Job states in which a scheduler's next job will still run. */
+const LIVE_JOB_STATES: readonly string[] = ['waiting', 'delayed', 'prioritized', 'active', 'waiting-children'];
+
+/** At most one warning per topic in this time: an unreachable backend fails every retry. */
+const WARNING_INTERVAL_MS = 30_000;
+
 /**
  * The BullMQ worker that runs queued cascades. Its `@Processor` metadata (and so its worker
  * options) is applied per application by `createCascadeProcessor`, from the module's options.
  */
 @Injectable()
-export class CascadeProcessor extends WorkerHost implements OnApplicationBootstrap, OnApplicationShutdown {
+export class CascadeProcessor extends WorkerHost implements OnApplicationBootstrap, OnModuleDestroy, OnApplicationShutdown {
   private readonly logger = new Logger(CascadeProcessor.name);
   /** A worker this processor drives itself (the PostgreSQL backend), rather than `@nestjs/bullmq`. */
   private ownWorker?: Worker;
   private buildOwnWorker?: () => Worker;
-  private lastWorkerWarning = 0;
+  private readonly lastWarning = new Map<string, number>();
+  private schedules: readonly Schedule[] = [];
+  private scheduleCheck?: NodeJS.Timeout;
+  private checkingSchedules = false;
+  private stopped = false;
+  private readonly onQueueReady = (): void => void this.keepSchedules();
 
   constructor(
     @InjectQueue(DELETION_QUEUE) private readonly queue: Queue,
@@ -38,9 +56,12 @@ export class CascadeProcessor extends WorkerHost implements OnApplicationBootstr
   }
 
   /**
-   * A process that runs a worker schedules the relay (a BullMQ job scheduler, so one relay runs at
-   * a time across processes; its first run is immediate). Boot does not wait for an unreachable
-   * queue: the scheduling is retried by the next worker to start.
+   * A process that runs a worker schedules the relay and the sweeper (BullMQ job schedulers, so one
+   * run at a time across processes; the first run is immediate). Boot does not wait for an
+   * unreachable queue. The schedulers live in the queue's store, and Redis may lose them (a restart
+   * without persistence, FLUSHALL, failover to an empty replica) while this process keeps running:
+   * so each worker process checks them again whenever the queue's connection is ready again, and
+   * periodically, and recreates any that is missing or whose next job is gone.
    */
   onApplicationBootstrap(): void {
     if (this.options.worker === false) {
@@ -50,10 +71,25 @@ export class CascadeProcessor extends WorkerHost implements OnApplicationBootstr
       this.adopt(this.buildOwnWorker());
       this.ownWorker!.run().catch((error: Error) => this.logger.error(`Deletion worker stopped: ${error.message}`));
     }
-    this.schedule(RELAY_SCHEDULER_ID, RELAY_JOB, this.options.relay.intervalMs);
+    const schedules: Schedule[] = [{ id: RELAY_SCHEDULER_ID, name: RELAY_JOB, every: this.options.relay.intervalMs }];
     if (this.sweeper.relations().length > 0) {
-      this.schedule(SWEEP_SCHEDULER_ID, SWEEP_JOB, this.options.sweeper.intervalMs);
+      schedules.push({ id: SWEEP_SCHEDULER_ID, name: SWEEP_JOB, every: this.options.sweeper.intervalMs });
     }
+    this.schedules = schedules.filter((schedule) => schedule.every > 0);
+    if (this.schedules.length === 0) {
+      return;
+    }
+    void this.keepSchedules({ upsert: true });
+    this.queue.getBackend().on('ready', this.onQueueReady);
+    this.scheduleCheck = setInterval(this.onQueueReady, scheduleCheckInterval(this.schedules));
+    this.scheduleCheck.unref();
+  }
+
+  /** Stops checking the schedulers before the queue's connection closes. */
+  onModuleDestroy(): void {
+    this.stopped = true;
+    clearInterval(this.scheduleCheck);
+    this.queue.getBackend().off('ready', this.onQueueReady);
   }
 
   async onApplicationShutdown(): Promise<void> {
@@ -73,22 +109,55 @@ export class CascadeProcessor extends WorkerHost implements OnApplicationBootstr
     // WorkerHost exposes the worker through `_worker`, which @nestjs/bullmq's explorer sets.
     Object.assign(this, { _worker: worker });
     worker.on('failed', (job, error) => void this.onFailed(job, error));
-    // At most one warning every 30 s: an unreachable backend reports every retry.
-    worker.on('error', (error) => {
-      if (Date.now() - this.lastWorkerWarning > 30_000) {
-        this.lastWorkerWarning = Date.now();
-        this.logger.warn(`Deletion worker error: ${error.message}`);
-      }
-    });
+    worker.on('error', (error) => this.warnThrottled('worker', `Deletion worker error: ${error.message}`));
   }
 
-  private schedule(schedulerId: string, name: string, every: number): void {
-    if (every <= 0) {
+  /**
+   * Upserts the schedulers (at boot, to apply this process's options), or only those that are
+   * missing or whose next job no longer waits to run: upserting a healthy scheduler would put its
+   * waiting job back at the end of the queue. One pass at a time (a pass waits while the queue is
+   * unreachable); errors are logged, and the next pass tries again.
+   */
+  private async keepSchedules({ upsert = false } = {}): Promise<void> {
+    if (this.checkingSchedules || this.stopped) {
       return;
     }
-    this.queue
-      .upsertJobScheduler(schedulerId, { every }, { name, opts: { removeOnComplete: true, removeOnFail: 100 } })
-      .catch((error: Error) => this.logger.warn(`Could not schedule ${schedulerId}: ${error.message}`));
+    this.checkingSchedules = true;
+    try {
+      for (const { id, name, every } of this.schedules) {
+        try {
+          if ((upsert || !(await this.isScheduled(id))) && !this.stopped) {
+            await this.queue.upsertJobScheduler(id, { every }, { name, opts: { removeOnComplete: true, removeOnFail: 100 } });
+            if (!upsert) {
+              this.warnThrottled(`restored ${id}`, `Job scheduler ${id} had no job left in the queue (its data lost?); scheduled it again.`);
+            }
+          }
+        } catch (error) {
+          if (!this.stopped) {
+            this.warnThrottled(`schedule ${id}`, `Could not schedule ${id}: ${(error as Error).message}`);
+          }
+        }
+      }
+    } finally {
+      this.checkingSchedules = false;
+    }
+  }
+
+  private async isScheduled(id: string): Promise<boolean> {
+    const scheduler = await this.queue.getJobScheduler(id);
+    if (!scheduler?.next) {
+      return false;
+    }
+    // BullMQ names a scheduler's next job `repeat:<scheduler id>:<its time>`.
+    return LIVE_JOB_STATES.includes(await this.queue.getJobState(`repeat:${id}:${scheduler.next}`));
+  }
+
+  private warnThrottled(topic: string, message: string): void {
+    const now = Date.now();
+    if (now - (this.lastWarning.get(topic) ?? 0) > WARNING_INTERVAL_MS) {
+      this.lastWarning.set(topic, now);
+      this.logger.warn(message);
+    }
   }
 
   async process(job: Job): Promise<unknown> {
@@ -163,6 +232,11 @@ export class CascadeProcessor extends WorkerHost implements OnApplicationBootstr
     this.events.emit('failed', { requestId: request.id, rootId: request.rootId, entity: request.entity, path: request.path, error });
   }
 
+}
+
+/** The shortest schedule's interval, kept between 1 s and 1 min. */
+function scheduleCheckInterval(schedules: readonly Schedule[]): number {
+  return Math.min(60_000, Math.max(1_000, Math.min(...schedules.map((schedule) => schedule.every))));
 }
 
 function parsePayload(job: Job): string {

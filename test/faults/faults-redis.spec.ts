@@ -119,28 +119,13 @@ describe('Redis restarted in the middle of a cascade', () => {
   });
 
   /*
-   * KNOWN LIBRARY BUG (marked it.failing): the outbox relay does not survive the loss of Redis's data.
-   *
-   * What happens: the relay is a BullMQ job scheduler, upserted once, in
-   * CascadeProcessor.onApplicationBootstrap() (lib/queue/cascade.processor.ts, schedule()). The
-   * scheduler lives in Redis, so a Redis restart without persistence (or a failover to an empty
-   * replica, or FLUSHALL) deletes it along with the jobs, and nothing creates it again until a
-   * worker process restarts: queue.getJobSchedulers() is [] after the restart (checked while
-   * writing this test). The worker itself reconnects and runs new jobs (test above), and the
-   * cascades running at the crash finish in the database, but the requests whose jobs were waiting
-   * in Redis stay `pending` forever (2 of the 6 here, in every run so far): the case the relay
-   * exists for (README, "Outbox relay": "... Redis data lost"). The health indicator's
-   * oldestPendingMs grows until `down`; nothing recovers. (The deletion committed during the
-   * outage does complete, but only because its abandoned add sat in ioredis's offline queue.)
-   * Fix: make the schedule self-healing, e.g. a process-local, unref'd timer in each worker process
-   * (every relay.intervalMs) that upserts the schedulers again (upsertJobScheduler is idempotent),
-   * or re-upsert them whenever the queue's connection emits 'ready' after a reconnect; or run the
-   * relay itself on a process-local timer guarded by a PostgreSQL advisory lock, so that it does not
-   * depend on Redis state at all. The sweeper's scheduler has the same problem. Checked: calling
-   * upsertJobScheduler('deletion-relay', ...) once after the restart makes this test pass (every
-   * request completed within ~1 s, each item deleted once).
+   * The relay and the sweeper are BullMQ job schedulers, and Redis lost them with everything else.
+   * Each worker process checks them again when the queue's connection is ready again (and
+   * periodically) and recreates the ones that are gone, so the relay runs again and enqueues the
+   * requests whose jobs were lost: those waiting in Redis at the crash, and the one committed during
+   * the outage (which may also have been enqueued by the add left in ioredis's offline queue).
    */
-  it.failing('the relay re-enqueues the requests whose jobs were lost: every request completes, none left pending or running', async () => {
+  it('the relay re-enqueues the requests whose jobs were lost: every request completes, none left pending or running', async () => {
     const lost = [...waitingAtKill, { owner: duringOutage.owner, requestId: duringOutage.receipt.requestId! }];
     await waitUntil(
       async () => {

@@ -49,7 +49,7 @@ class FlushAudit implements EventSubscriber {
 }
 
 const itemIdsOf = async (app: DeletionTestApp, owner: number) =>
-  (await app.em().getConnection().execute<{ id: number }[]>('select id from item where owner_id = ? order by id', [owner])).map((r) => r.id);
+  (await app.em().getConnection().execute<{ id: number }[]>('select id from item where owner_id = ? order by id', [owner])).map((r: { id: number }) => r.id);
 
 describe('a queued page with no flush listener in the application', () => {
   let app: DeletionTestApp;

@@ -48,3 +48,34 @@ describe('resolveOptions', () => {
     expect((error as Error).message).toContain(String(batchSize));
   });
 });
+
+describe('resolveOptions: worker.drainDelayMs', () => {
+  it("defaults to BullMQ's own drain delay, 5,000 ms", () => {
+    expect(resolveOptions({}).worker).toMatchObject({ drainDelayMs: 5_000 });
+  });
+
+  it.each([1, 250, 1_000, 60_000])('keeps a drain delay of %p ms', (drainDelayMs) => {
+    expect(resolveOptions({ worker: { drainDelayMs } }).worker).toMatchObject({ drainDelayMs });
+  });
+
+  it('has no worker, so no drain delay, with worker: false', () => {
+    expect(resolveOptions({ worker: false }).worker).toBe(false);
+  });
+
+  it.each([0, -1000, 0.5, 1500.5, Number.NaN, Number.POSITIVE_INFINITY, '1000' as never])(
+    'rejects a drain delay of %p ms, naming the option and the fix',
+    (drainDelayMs) => {
+      let error: unknown;
+      try {
+        resolveOptions({ worker: { drainDelayMs } });
+      } catch (e) {
+        error = e;
+      }
+
+      expect(error).toBeInstanceOf(DeletionConfigurationError);
+      expect(error).toMatchObject({ code: 'DELETION_CONFIG_INVALID_OPTION', option: 'worker.drainDelayMs' });
+      expect((error as Error).message).toMatch(/^worker\.drainDelayMs: worker\.drainDelayMs .* Fix: .*1 or more \(default 5000\)/);
+      expect((error as Error).message).toContain(String(drainDelayMs));
+    },
+  );
+});
