@@ -12,17 +12,8 @@ import { OrphanSweeper } from '../sweeper/orphan-sweeper.js';
 import { RESOLVED_DELETION_OPTIONS } from '../deletion.constants.js';
 import type { ResolvedDeletionOptions } from '../interfaces/deletion-module-options.interface.js';
 import { CASCADE_JOB, DELETION_QUEUE, RELAY_JOB, RELAY_SCHEDULER_ID, SWEEP_JOB, SWEEP_SCHEDULER_ID, type CascadeJobData } from './deletion-queue.constants.js';
+import { JobSchedules, type Schedule } from './job-schedules.js';
 import { RequestRunner } from './request-runner.js';
-
-/** A BullMQ job scheduler this process keeps in place: the relay, or the sweeper. */
-interface Schedule {
-  readonly id: string;
-  readonly name: string;
-  readonly every: number;
-}
-
-/** Job states in which a scheduler's next job will still run. */
-const LIVE_JOB_STATES: readonly string[] = ['waiting', 'delayed', 'prioritized', 'active', 'waiting-children'];
 
 /** At most one warning per topic in this time: an unreachable backend fails every retry. */
 const WARNING_INTERVAL_MS = 30_000;
@@ -38,11 +29,7 @@ export class CascadeProcessor extends WorkerHost implements OnApplicationBootstr
   private ownWorker?: Worker;
   private buildOwnWorker?: () => Worker;
   private readonly lastWarning = new Map<string, number>();
-  private schedules: readonly Schedule[] = [];
-  private scheduleCheck?: NodeJS.Timeout;
-  private checkingSchedules = false;
-  private stopped = false;
-  private readonly onQueueReady = (): void => void this.keepSchedules();
+  private schedules?: JobSchedules;
 
   constructor(
     @InjectQueue(DELETION_QUEUE) private readonly queue: Queue,
@@ -58,10 +45,7 @@ export class CascadeProcessor extends WorkerHost implements OnApplicationBootstr
   /**
    * A process that runs a worker schedules the relay and the sweeper (BullMQ job schedulers, so one
    * run at a time across processes; the first run is immediate). Boot does not wait for an
-   * unreachable queue. The schedulers live in the queue's store, and Redis may lose them (a restart
-   * without persistence, FLUSHALL, failover to an empty replica) while this process keeps running:
-   * so each worker process checks them again whenever the queue's connection is ready again, and
-   * periodically, and recreates any that is missing or whose next job is gone.
+   * unreachable queue; each worker process keeps the schedulers in place (see `JobSchedules`).
    */
   onApplicationBootstrap(): void {
     if (this.options.worker === false) {
@@ -75,21 +59,17 @@ export class CascadeProcessor extends WorkerHost implements OnApplicationBootstr
     if (this.sweeper.relations().length > 0) {
       schedules.push({ id: SWEEP_SCHEDULER_ID, name: SWEEP_JOB, every: this.options.sweeper.intervalMs });
     }
-    this.schedules = schedules.filter((schedule) => schedule.every > 0);
-    if (this.schedules.length === 0) {
-      return;
-    }
-    void this.keepSchedules({ upsert: true });
-    this.queue.getBackend().on('ready', this.onQueueReady);
-    this.scheduleCheck = setInterval(this.onQueueReady, scheduleCheckInterval(this.schedules));
-    this.scheduleCheck.unref();
+    this.schedules = new JobSchedules(
+      this.queue,
+      schedules.filter((schedule) => schedule.every > 0),
+      (topic, message) => this.warnThrottled(topic, message),
+    );
+    this.schedules.start();
   }
 
   /** Stops checking the schedulers before the queue's connection closes. */
   onModuleDestroy(): void {
-    this.stopped = true;
-    clearInterval(this.scheduleCheck);
-    this.queue.getBackend().off('ready', this.onQueueReady);
+    this.schedules?.stop();
   }
 
   async onApplicationShutdown(): Promise<void> {
@@ -110,46 +90,6 @@ export class CascadeProcessor extends WorkerHost implements OnApplicationBootstr
     Object.assign(this, { _worker: worker });
     worker.on('failed', (job, error) => void this.onFailed(job, error));
     worker.on('error', (error) => this.warnThrottled('worker', `Deletion worker error: ${error.message}`));
-  }
-
-  /**
-   * Upserts the schedulers (at boot, to apply this process's options), or only those that are
-   * missing or whose next job no longer waits to run: upserting a healthy scheduler would put its
-   * waiting job back at the end of the queue. One pass at a time (a pass waits while the queue is
-   * unreachable); errors are logged, and the next pass tries again.
-   */
-  private async keepSchedules({ upsert = false } = {}): Promise<void> {
-    if (this.checkingSchedules || this.stopped) {
-      return;
-    }
-    this.checkingSchedules = true;
-    try {
-      for (const { id, name, every } of this.schedules) {
-        try {
-          if ((upsert || !(await this.isScheduled(id))) && !this.stopped) {
-            await this.queue.upsertJobScheduler(id, { every }, { name, opts: { removeOnComplete: true, removeOnFail: 100 } });
-            if (!upsert) {
-              this.warnThrottled(`restored ${id}`, `Job scheduler ${id} had no job left in the queue (its data lost?); scheduled it again.`);
-            }
-          }
-        } catch (error) {
-          if (!this.stopped) {
-            this.warnThrottled(`schedule ${id}`, `Could not schedule ${id}: ${(error as Error).message}`);
-          }
-        }
-      }
-    } finally {
-      this.checkingSchedules = false;
-    }
-  }
-
-  private async isScheduled(id: string): Promise<boolean> {
-    const scheduler = await this.queue.getJobScheduler(id);
-    if (!scheduler?.next) {
-      return false;
-    }
-    // BullMQ names a scheduler's next job `repeat:<scheduler id>:<its time>`.
-    return LIVE_JOB_STATES.includes(await this.queue.getJobState(`repeat:${id}:${scheduler.next}`));
   }
 
   private warnThrottled(topic: string, message: string): void {
@@ -232,11 +172,6 @@ export class CascadeProcessor extends WorkerHost implements OnApplicationBootstr
     this.events.emit('failed', { requestId: request.id, rootId: request.rootId, entity: request.entity, path: request.path, error });
   }
 
-}
-
-/** The shortest schedule's interval, kept between 1 s and 1 min. */
-function scheduleCheckInterval(schedules: readonly Schedule[]): number {
-  return Math.min(60_000, Math.max(1_000, Math.min(...schedules.map((schedule) => schedule.every))));
 }
 
 function parsePayload(job: Job): string {
