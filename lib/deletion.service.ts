@@ -1,6 +1,6 @@
 import { LockMode, MikroORM, type EntityClass, type EntityMetadata, type FilterQuery } from '@mikro-orm/core';
 import { Inject, Injectable } from '@nestjs/common';
-import { CascadeContext } from './cascade/cascade-context.js';
+import { CascadeContext, type DestroyScope } from './cascade/cascade-context.js';
 import { DeletionConfigurationError } from './errors/deletion-configuration.error.js';
 import { DeletionRequestNotFoundError } from './errors/deletion-request-not-found.error.js';
 import { DeletionTargetNotFoundError } from './errors/deletion-target-not-found.error.js';
@@ -44,7 +44,7 @@ export class DeletionService {
   async destroy<T extends object>(entity: EntityClass<T>, id: unknown): Promise<DeletionReceipt> {
     const meta = this.metadataOf(entity);
     const pk = meta.primaryKeys[0]!;
-    const scope = { rootRequestIds: [] as string[] };
+    const scope: DestroyScope = { rootRequestIds: [] };
     await CascadeContext.runInDestroy(scope, () =>
       this.orm.em.fork().transactional(async (em) => {
         // Locked, so two deletions of the same row serialize: the second finds it gone (404).
@@ -52,6 +52,7 @@ export class DeletionService {
         if (!target) {
           throw DeletionTargetNotFoundError.create(meta.className, id);
         }
+        scope.locked = target;
         em.remove(target);
       }),
     );

@@ -15,6 +15,8 @@ export interface CascadeScope {
 /** What a `DeletionService.destroy()` call wants to learn from the flush it triggers. */
 export interface DestroyScope {
   rootRequestIds: string[];
+  /** The entity `destroy()` loaded under a row lock: the subscriber does not lock its row again. */
+  locked?: object;
 }
 
 const cascadeScope = new AsyncLocalStorage<CascadeScope>();

@@ -4,17 +4,20 @@ import {
   Utils,
   helper,
   type ChangeSet,
+  type EntityManager,
   type EventArgs,
   type EventSubscriber,
   type FlushEventArgs,
   type TransactionEventArgs,
 } from '@mikro-orm/core';
 import { Inject, Injectable, type OnModuleInit } from '@nestjs/common';
+import { DeletionTargetNotFoundError } from '../errors/deletion-target-not-found.error.js';
 import { OutboxPublisher } from '../outbox/outbox-publisher.js';
 import { PolicyRegistry, type EntityPolicy } from '../registry/policy-registry.js';
 import { ValidationHoister, type DeletionGuard } from '../validation/validation-hoister.js';
 import { CascadeContext } from './cascade-context.js';
 import { CascadeExecutor } from './cascade-executor.js';
+import { fieldOf, qualifiedTable } from './relation-queries.js';
 
 const DELETES: readonly ChangeSetType[] = [ChangeSetType.DELETE, ChangeSetType.DELETE_EARLY];
 
@@ -138,14 +141,15 @@ export class DeletionSubscriber implements EventSubscriber, OnModuleInit {
   }
 
   /**
-   * A deletion's entry point (not reached through another cascade) first runs every validator of
-   * the rows it would delete, at any depth, before anything is written: up front, or as the
-   * condition of the request row's insert, the deletion's first write.
+   * A deletion's entry point (not reached through another cascade) first locks its parent rows,
+   * then runs every validator of the rows it would delete, at any depth, before anything is
+   * written: up front, or as the condition of the request row's insert, the deletion's first write.
    */
   private async apply(args: EventArgs<object>, policy: EntityPolicy, group: ChangeSet<object>[]): Promise<void> {
     const ids = group.map((changeSet) => helper(changeSet.entity).getPrimaryKey());
     let guard: DeletionGuard | undefined;
     if (!CascadeContext.currentRequest()) {
+      await this.lockParents(args.em, policy, group);
       const roots = { meta: policy.meta, ids, entities: group.map((cs) => cs.entity) };
       // A deletion that writes a request row checks as part of that insert (one round trip fewer).
       guard = this.executor.startsWithRequest(policy) ? this.hoister.guard(args.em, roots) : undefined;
@@ -154,5 +158,38 @@ export class DeletionSubscriber implements EventSubscriber, OnModuleInit {
       }
     }
     await this.executor.applyPolicies(args.em, policy, ids, guard);
+  }
+
+  /**
+   * Two flushes that both loaded the same parent would otherwise both apply its policies (two
+   * requests, two cascades) while the second one's own DELETE or tombstone UPDATE silently affects
+   * no row. Locking the group's rows makes the second wait for the first to commit and then find
+   * them gone, deleted or tombstoned: it fails with a 404 and rolls back, as `destroy()` does.
+   * The lock comes before the validators, so a row already gone is "not found" rather than
+   * "blocked" by rows its first deletion is still removing, again as in `destroy()`, which locked
+   * its target itself and is not locked twice. Key order, so overlapping groups cannot deadlock.
+   */
+  private async lockParents(em: EntityManager, policy: EntityPolicy, group: ChangeSet<object>[]): Promise<void> {
+    const lockedByDestroy = CascadeContext.currentDestroy()?.locked;
+    const targets = group.map((cs) => cs.entity).filter((entity) => entity !== lockedByDestroy);
+    if (targets.length === 0) {
+      return;
+    }
+    const { meta, tombstone } = policy;
+    const platform = em.getPlatform();
+    const column = (property: string) => platform.quoteIdentifier(fieldOf(meta.properties[property as never]));
+    const pk = column(meta.primaryKeys[0]!);
+    const live = tombstone === undefined ? '' : ` and ${column(tombstone)} is null`;
+    const keys = targets.map((entity) => helper(entity).getPrimaryKey(true));
+    const sql =
+      `select ${pk} as pk from ${qualifiedTable(em, meta.tableName, meta.schema)} ` +
+      `where ${pk} in (${keys.map(() => '?').join(', ')})${live} order by ${pk} for update`;
+    const rows: { pk: unknown }[] = await em.getConnection().execute(sql, keys, 'all', em.getTransactionContext());
+    if (rows.length === keys.length) {
+      return;
+    }
+    const found = new Set(rows.map((row) => String(row.pk)));
+    const missing = targets.filter((_, i) => !found.has(String(keys[i]))).map((entity) => helper(entity).getPrimaryKey());
+    throw DeletionTargetNotFoundError.create(meta.className, missing.length === 1 ? missing[0] : missing);
   }
 }
