@@ -1,7 +1,6 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { LockMode, MikroORM, type EntityManager, type FilterQuery } from '@mikro-orm/core';
 import { Inject, Injectable } from '@nestjs/common';
-import { StrandedConnections } from '../common/stranded-connections.js';
 import { CascadeContext } from '../cascade/cascade-context.js';
 import { RESOLVED_DELETION_OPTIONS } from '../deletion.constants.js';
 import type { ResolvedDeletionOptions } from '../interfaces/deletion-module-options.interface.js';
@@ -26,8 +25,6 @@ type Step = RunOutcome | { kind: 'continue' };
  */
 @Injectable()
 export class RequestRunner {
-  private readonly connections = new StrandedConnections();
-
   constructor(
     @Inject(MikroORM) private readonly orm: MikroORM,
     @Inject(PolicyRegistry) private readonly registry: PolicyRegistry,
@@ -39,7 +36,7 @@ export class RequestRunner {
   async run(requestId: string): Promise<RunOutcome> {
     const pause = this.options.worker === false ? 0 : this.options.worker.pauseBetweenBatchesMs;
     for (;;) {
-      const step = await this.connections.transactional(this.orm, (em) => this.step(em, requestId));
+      const step = await this.orm.em.fork().transactional((em) => this.step(em, requestId));
       if (step.kind !== 'continue') {
         return step;
       }
@@ -51,7 +48,7 @@ export class RequestRunner {
 
   /** Records a failed attempt; `final` marks the request failed (no more automatic retries). */
   async recordFailure(requestId: string, error: RequestError, final: boolean): Promise<{ request: DeletionRequest | null; newlyFailed: boolean }> {
-    return this.connections.transactional(this.orm, async (em) => {
+    return this.orm.em.fork().transactional(async (em) => {
       const request = await em.findOne(DeletionRequest, { id: requestId }, { lockMode: LockMode.PESSIMISTIC_WRITE });
       if (!request || request.state === 'completed' || request.state === 'failed') {
         return { request, newlyFailed: false };

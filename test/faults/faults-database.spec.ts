@@ -32,9 +32,9 @@ beforeAll(async () => {
 });
 afterEach(async () => {
   jest.restoreAllMocks();
-  // Once the queue is idle, hand back the connections dropped transactions never released (the
-  // queue's own transactions release theirs, destroy()'s does not: see the last test): otherwise
-  // they would count in the next test, and app.close() would wait for them forever.
+  // Once the queue is idle, hand back the connections the dropped transactions never released
+  // (see the last test): otherwise they would count in the next test, and app.close() would wait
+  // for them forever.
   await waitUntil(async () => (await app.queue.getActiveCount()) === 0, 20_000, 'queue idle').catch(() => undefined);
   await releaseLeakedConnections(app);
 });
@@ -73,7 +73,7 @@ describe('the database connection dropped in the middle of a batch', () => {
 
     const receipt = await app.deletions.destroy(Owner, id);
     const requestId = receipt.requestId!;
-    // Three drops: enough retries to resume from the stored cursor more than once.
+    // Three drops, not more: each one also leaks a pooled connection or two (last test), and the pool has ten.
     expect(await dropConnectionsDuringCascade(requestId, 3)).toBe(3);
 
     const status = await waitForState(app.deletions, requestId, ['completed', 'failed'], 30_000);
@@ -138,8 +138,8 @@ describe('the database connection dropped inside the deletion request’s own tr
 });
 
 /*
- * A bug below this library, worked around for the queue's transactions: every transaction whose
- * connection is dropped used to leak that connection from the application's pg pool.
+ * KNOWN BUG, below this library (marked it.failing): every transaction whose connection is dropped
+ * leaks that connection from the application's pg pool.
  *
  * What happens: the batch fails, MikroORM 7.2.1's AbstractSqlConnection.transactional() calls
  * rollback(), which runs Kysely 0.29.6's ControlledTransaction.rollback(): it sends ROLLBACK on the
@@ -147,24 +147,23 @@ describe('the database connection dropped inside the deletion request’s own tr
  * successful COMMIT or ROLLBACK). MikroORM logs "Failed to roll back transaction" and rethrows the
  * original error; the pg client stays checked out forever. Likewise a recordFailure() transaction
  * that picks a dead idle client before the pool has noticed: its BEGIN throws and Kysely never
- * releases the client. Measured without the workaround: 2 drops left 2-3 clients checked out,
- * 4 drops 6 of 8.
+ * releases the client. Measured: 2 drops left 2-3 clients checked out, 4 drops 6 of 8.
  * Consequences: pg-pool's default max is 10 and it has no acquire timeout by default, so a handful
  * of dropped connections (a failover, a pgbouncer restart) exhausts the pool and every later
  * query, cascades and requests alike, waits forever; and orm.close() (pool.end()) waits for the
- * leaked clients, so app.close() never returns.
+ * leaked clients, so app.close() never returns (this file hands them back in afterEach).
  * Upstream: Kysely 0.29.7 releases the connection in a `finally` (and after a failed BEGIN), but
  * MikroORM 7.2.1 (and every later release so far) pins kysely at exactly 0.29.6, and an npm
  * `overrides` in this package would only fix this repository's own install, not an application's.
- * Workaround (lib/queue/request-runner.ts, StrandedConnections): the runner's transactions, run()
- * and recordFailure(), learn from the pool's 'acquire' event which client they were given; when one
- * fails without having committed or rolled back and that client never came back, it is released
- * as broken and the pool discards it. DeletionService.destroy() and the sweeper still use a plain
- * em.fork().transactional() and leak the same way when their connection is dropped (the test
- * above leaks destroy()'s; afterEach hands it back), as does any transaction of the application.
+ * A workaround was tried and withdrawn: learning each transaction's client from the pool's
+ * 'acquire' event inside an AsyncLocalStorage scope, and releasing it as broken after a failed
+ * rollback, made this test pass, but an AsyncLocalStorage that is entered tags every promise the
+ * process creates: the 1,000,000-child memory benchmark went from 0.75 MB to about 90 MB of peak
+ * RSS growth, and the cascade about 15% slower. Fix upstream: a MikroORM release that allows
+ * Kysely >= 0.29.7.
  */
 describe('pooled connections after dropped transactions', () => {
-  it('every connection a dropped batch transaction held is given back to the pool (no leak)', async () => {
+  it.failing('every connection a dropped batch transaction held is given back to the pool (no leak)', async () => {
     expect(await pooledConnections(app)).toMatchObject({ checkedOut: 0 });
     const id = await seedOwner(app.em(), { items: 600 });
     const receipt = await app.deletions.destroy(Owner, id);
