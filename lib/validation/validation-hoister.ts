@@ -9,6 +9,7 @@ import { DeletionValidationBudgetError } from '../errors/deletion-validation-bud
 import type { ResolvedDeletionOptions } from '../interfaces/deletion-module-options.interface.js';
 import { PolicyRegistry } from '../registry/policy-registry.js';
 import { deletionTree, rowsUnder, type DeletionNode } from './deletion-tree.js';
+import { KeptStatements, shapeOf, type SqlFragment } from './kept-statements.js';
 
 /** Validators' verdict over a deletion: a capped sample of blockers and their total. */
 export interface ValidationVerdict {
@@ -27,27 +28,11 @@ export interface DeletionRoots {
   path?: string;
 }
 
-/** SQL with `?` placeholders and its parameters, as MikroORM's connection executes it. */
-export interface SqlFragment {
-  sql: string;
-  params: unknown[];
-}
-
 /** A deletion's checks as a condition (see `ValidationHoister.guard`). */
 export interface DeletionGuard extends SqlFragment {
   /** Runs the checks in full after the guarded insert was refused; throws with the blockers. */
   refused(): Promise<void>;
 }
-
-/** A kept statement, with the place of the deleted rows' ids in its parameters. */
-interface KeptStatement {
-  sql: string;
-  before: readonly unknown[];
-  after: readonly unknown[];
-}
-
-/** Statements are kept for deletions of up to this many rows at once (requests delete one or a few). */
-const MAX_COMPILED_IDS = 8;
 
 /**
  * Hoists child-side validations onto the parent: before a deletion writes anything, every
@@ -57,8 +42,7 @@ const MAX_COMPILED_IDS = 8;
  */
 @Injectable()
 export class ValidationHoister {
-  /** Statements kept per validator (or queued `restrict` relation), by purpose, path and id count. */
-  private readonly statements = new WeakMap<object, Map<string, KeptStatement>>();
+  private readonly statements = new KeptStatements();
 
   constructor(
     @Inject(PolicyRegistry) private readonly registry: PolicyRegistry,
@@ -91,7 +75,7 @@ export class ValidationHoister {
    * (instance validators) or the deletion is of too many rows at once: use `assertDeletable`.
    */
   guard(em: EntityManager, roots: DeletionRoots): DeletionGuard | undefined {
-    if (roots.ids.length > MAX_COMPILED_IDS) {
+    if (!KeptStatements.keeps(roots.ids)) {
       return undefined;
     }
     const parts: SqlFragment[] = [];
@@ -101,10 +85,10 @@ export class ValidationHoister {
         return undefined;
       }
       for (const set of validators?.sets ?? []) {
-        parts.push(this.statement(set, `exists:${shapeOf(node)}`, roots.ids, () => this.blockerExists(em, node, roots.ids, set.where)));
+        parts.push(this.statements.get(set, `exists:${shapeOf(node)}`, roots.ids, () => this.blockerExists(em, node, roots.ids, set.where)));
       }
       if (node.relation?.policy === 'restrict' && node.timing === 'later') {
-        parts.push(this.statement(node.relation, `exists:${shapeOf(node)}`, roots.ids, () => this.blockerExists(em, node, roots.ids)));
+        parts.push(this.statements.get(node.relation, `exists:${shapeOf(node)}`, roots.ids, () => this.blockerExists(em, node, roots.ids)));
       }
     }
     return {
@@ -189,7 +173,7 @@ export class ValidationHoister {
   /** One statement: a sample of the matching rows with the total from a window count. */
   private async evaluateSet(em: EntityManager, node: DeletionNode, ids: readonly unknown[], set: SetValidatorOptions, cap: number) {
     const pk = node.meta.primaryKeys[0]!;
-    const { sql, params } = this.statement(set, `sample:${shapeOf(node)}:${cap}`, ids, () => {
+    const { sql, params } = this.statements.get(set, `sample:${shapeOf(node)}:${cap}`, ids, () => {
       const qb = (em as SqlEntityManager)
         .createQueryBuilder(node.meta.class as new () => object, 'v')
         .select([`v.${pk}`, raw('count(*) over() as blocked_total')] as never)
@@ -205,37 +189,6 @@ export class ValidationHoister {
       total: Number(rows[0]?.blocked_total ?? 0),
       blockers: rows.map((row) => ({ entity: node.meta.className, id: row[idField] ?? row[pk], path: node.path, reason: set.message })),
     };
-  }
-
-  /**
-   * A statement about the rows under `ids`, built by `build` through the query builder, or taken
-   * from the one kept for as many ids under the same `owner` and `key`: building a statement costs
-   * more than running it, on every request. A built statement is kept only when the ids appear in
-   * its parameters exactly once, unchanged, as one run, so that putting other ids there yields what
-   * the query builder would build for them.
-   */
-  private statement(owner: object, key: string, ids: readonly unknown[], build: () => SqlFragment): SqlFragment {
-    const cacheKey = `${key}\0${ids.length}`;
-    const kept = this.statements.get(owner)?.get(cacheKey);
-    if (kept) {
-      return { sql: kept.sql, params: [...kept.before, ...ids, ...kept.after] };
-    }
-    const built = build();
-    if (ids.length <= MAX_COMPILED_IDS) {
-      const starts = [];
-      for (let i = 0; i + ids.length <= built.params.length; i++) {
-        if (ids.every((id, j) => built.params[i + j] === id)) {
-          starts.push(i);
-        }
-      }
-      if (starts.length === 1) {
-        const start = starts[0]!;
-        const byKey = this.statements.get(owner) ?? new Map<string, KeptStatement>();
-        byKey.set(cacheKey, { sql: built.sql, before: built.params.slice(0, start), after: built.params.slice(start + ids.length) });
-        this.statements.set(owner, byKey);
-      }
-    }
-    return built;
   }
 
   private async evaluateInstances(
@@ -294,13 +247,4 @@ async function runValidator(entity: Record<string, unknown>, method: string): Pr
   } catch (error) {
     return error instanceof Error ? error.message : String(error);
   }
-}
-
-/**
- * What a statement about a node's rows depends on besides the validator: the entity and the chain
- * of many-to-one properties up to the deleted rows (one path can be reached with different chains:
- * from a parent in the request, by its own keys in the queue).
- */
-function shapeOf(node: DeletionNode): string {
-  return `${node.meta.className}<${node.chain.join('<')}`;
 }
