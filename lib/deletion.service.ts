@@ -1,4 +1,5 @@
-import { LockMode, MikroORM, type EntityClass, type EntityMetadata, type FilterQuery } from '@mikro-orm/core';
+import { LockMode, MikroORM, type EntityClass, type EntityMetadata, type FilterQuery, type Primary } from '@mikro-orm/core';
+import { EntityKeys } from './sql/entity-keys.js';
 import { Inject, Injectable } from '@nestjs/common';
 import { CascadeContext, type DestroyScope } from './cascade/cascade-context.js';
 import { DeletionConfigurationError } from './errors/deletion-configuration.error.js';
@@ -38,17 +39,21 @@ export class DeletionService {
    * and flushes in a new transaction; the module's subscriber applies the policies in that flush.
    * Queued work is enqueued once the transaction has committed.
    *
+   * `id` is the primary key's value (an array of the components for a composite key), never a
+   * filter; a string of digits is accepted for an integer key.
+   *
+   * @throws DeletionInvalidIdError (400) when `id` is not a value of the entity's key.
    * @throws DeletionTargetNotFoundError (404) when no such row exists.
    * @throws DeletionRestrictedError (409) when a `restrict` relation still has children.
    */
-  async destroy<T extends object>(entity: EntityClass<T>, id: unknown): Promise<DeletionReceipt> {
+  async destroy<T extends object>(entity: EntityClass<T>, id: Primary<T>): Promise<DeletionReceipt> {
     const meta = this.metadataOf(entity);
-    const pk = meta.primaryKeys[0]!;
+    const key = EntityKeys.of(meta).parse(id);
     const scope: DestroyScope = { rootRequestIds: [] };
     await CascadeContext.runInDestroy(scope, () =>
       this.orm.em.fork().transactional(async (em) => {
         // Locked, so two deletions of the same row serialize: the second finds it gone (404).
-        const target = await em.findOne(entity, { [pk]: id } as FilterQuery<NoInfer<T>>, { lockMode: LockMode.PESSIMISTIC_WRITE });
+        const target = await em.findOne(entity, key as FilterQuery<NoInfer<T>>, { lockMode: LockMode.PESSIMISTIC_WRITE });
         if (!target) {
           throw DeletionTargetNotFoundError.create(meta.className, id);
         }
@@ -57,7 +62,8 @@ export class DeletionService {
       }),
     );
     const requestId = scope.rootRequestIds[0];
-    return requestId ? { entity: meta.className, id, status: 'pending', requestId } : { entity: meta.className, id, status: 'completed' };
+    const receiptId = EntityKeys.of(meta).toJson(key);
+    return requestId ? { entity: meta.className, id: receiptId, status: 'pending', requestId } : { entity: meta.className, id: receiptId, status: 'completed' };
   }
 
   /**
@@ -69,8 +75,9 @@ export class DeletionService {
    * const plan = await deletions.plan(Author, 42);
    * if (!plan.allowed) console.table(plan.blockers);
    */
-  async plan<T extends object>(entity: EntityClass<T>, id: unknown): Promise<DeletionPlan> {
-    return this.planner.plan(this.metadataOf(entity), id);
+  async plan<T extends object>(entity: EntityClass<T>, id: Primary<T>): Promise<DeletionPlan> {
+    const meta = this.metadataOf(entity);
+    return this.planner.plan(meta, EntityKeys.of(meta).parse(id));
   }
 
   /**

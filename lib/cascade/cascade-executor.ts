@@ -1,11 +1,14 @@
-import type { EntityManager } from '@mikro-orm/core';
+import type { EntityManager, EntityMetadata } from '@mikro-orm/core';
 import { Inject, Injectable } from '@nestjs/common';
 import { DeletionRestrictedError } from '../errors/deletion-restricted.error.js';
 import { RequestWriter } from '../outbox/request-writer.js';
 import { PolicyRegistry, type EntityPolicy, type RelationPolicy } from '../registry/policy-registry.js';
 import { CascadeContext, type CascadeScope } from './cascade-context.js';
 import { EntityRemover } from './entity-remover.js';
-import { RelationQueries } from './relation-queries.js';
+import { RelationStatements } from '../sql/relation-statements.js';
+import { DeletionOrphan } from '../outbox/deletion-orphan.entity.js';
+import { semanticsOf } from '../policies/policy-semantics.js';
+import { EntityKeys } from '../sql/entity-keys.js';
 import type { DeletionGuard } from '../validation/validation-hoister.js';
 
 /**
@@ -38,12 +41,12 @@ export class CascadeExecutor {
     if (parentIds.length === 0) {
       return;
     }
-    for (const relation of policy.relations.filter((r) => r.policy === 'restrict')) {
+    for (const relation of policy.relations.filter((r) => semanticsOf(r.policy).refuses)) {
       await this.restrict(em, relation, parentIds);
     }
     if (this.registry.isRecursive(policy.meta)) {
       const keys = this.underWayIn(em);
-      parentIds.forEach((id) => keys?.add(`${policy.meta.className}:${String(id)}`));
+      parentIds.forEach((id) => keys?.add(underWayKey(policy.meta, id)));
     }
     const outer = CascadeContext.currentRequest();
     const scope = this.requests.needsRequest(policy)
@@ -60,11 +63,11 @@ export class CascadeExecutor {
    * validators still answer first).
    */
   startsWithRequest(policy: EntityPolicy): boolean {
-    return this.requests.needsRequest(policy) && !policy.relations.some((r) => r.policy === 'restrict');
+    return this.requests.needsRequest(policy) && !policy.relations.some((r) => semanticsOf(r.policy).refuses);
   }
 
   private async applyRelation(em: EntityManager, relation: RelationPolicy, parentIds: readonly unknown[], scope: CascadeScope): Promise<void> {
-    const queries = new RelationQueries(relation);
+    const queries = new RelationStatements(relation);
     switch (relation.policy) {
       case 'deleteAll':
         await queries.deleteAll(em, parentIds);
@@ -74,14 +77,14 @@ export class CascadeExecutor {
         return;
       case 'destroy': {
         const keys = this.registry.isRecursive(relation.childMeta) ? this.underWayIn(em) : undefined;
-        const skip = keys && ((key: unknown) => keys.has(`${relation.childMeta.className}:${String(key)}`));
+        const skip = keys && ((key: unknown) => keys.has(underWayKey(relation.childMeta, key)));
         await CascadeContext.runInRequest({ ...scope, path: `${scope.path}.${relation.relation}` }, () =>
           queries.destroyPages(em, parentIds, relation.batchSize, (fork, rows) => this.remover.flush(fork, rows), skip),
         );
         return;
       }
       case 'nullifyThenPurge':
-        await this.requests.nullifyAndRecord(em, relation, parentIds, scope.requestId);
+        await queries.nullifyAndRecord(em, parentIds, em.getMetadata().get(DeletionOrphan), scope.requestId);
         return;
       case 'restrict': // checked before anything was written
       case 'destroyAsync': // the request row written above carries them to the queue
@@ -104,7 +107,7 @@ export class CascadeExecutor {
   }
 
   private async restrict(em: EntityManager, relation: RelationPolicy, parentIds: readonly unknown[]): Promise<void> {
-    const count = await new RelationQueries(relation).count(em, parentIds);
+    const count = await new RelationStatements(relation).count(em, parentIds);
     if (count > 0) {
       throw DeletionRestrictedError.create({
         entity: relation.entity,
@@ -115,4 +118,9 @@ export class CascadeExecutor {
       });
     }
   }
+}
+
+/** A row of a recursive entity, by its inheritance root (a cycle may come back as another subclass). */
+function underWayKey(meta: EntityMetadata, key: unknown): string {
+  return `${meta.root.className}:${JSON.stringify(EntityKeys.of(meta).toJson(key))}`;
 }

@@ -17,7 +17,7 @@ import { PolicyRegistry, type EntityPolicy } from '../registry/policy-registry.j
 import { ValidationHoister, type DeletionGuard } from '../validation/validation-hoister.js';
 import { CascadeContext } from './cascade-context.js';
 import { CascadeExecutor } from './cascade-executor.js';
-import { fieldOf, qualifiedTable } from './relation-queries.js';
+import { keyToken, lockRows } from '../sql/row-statements.js';
 
 const DELETES: readonly ChangeSetType[] = [ChangeSetType.DELETE, ChangeSetType.DELETE_EARLY];
 
@@ -176,20 +176,12 @@ export class DeletionSubscriber implements EventSubscriber, OnModuleInit {
       return;
     }
     const { meta, tombstone } = policy;
-    const platform = em.getPlatform();
-    const column = (property: string) => platform.quoteIdentifier(fieldOf(meta.properties[property as never]));
-    const pk = column(meta.primaryKeys[0]!);
-    const live = tombstone === undefined ? '' : ` and ${column(tombstone)} is null`;
-    const keys = targets.map((entity) => helper(entity).getPrimaryKey(true));
-    const sql =
-      `select ${pk} as pk from ${qualifiedTable(em, meta.tableName, meta.schema)} ` +
-      `where ${pk} in (${keys.map(() => '?').join(', ')})${live} order by ${pk} for update`;
-    const rows: { pk: unknown }[] = await em.getConnection().execute(sql, keys, 'all', em.getTransactionContext());
-    if (rows.length === keys.length) {
+    const keys = targets.map((entity) => helper(entity).getPrimaryKey());
+    const found = await lockRows(em, meta, keys, tombstone);
+    if (found.size === keys.length) {
       return;
     }
-    const found = new Set(rows.map((row) => String(row.pk)));
-    const missing = targets.filter((_, i) => !found.has(String(keys[i]))).map((entity) => helper(entity).getPrimaryKey());
+    const missing = keys.filter((key) => !found.has(keyToken(meta, key, em)));
     throw DeletionTargetNotFoundError.create(meta.className, missing.length === 1 ? missing[0] : missing);
   }
 }

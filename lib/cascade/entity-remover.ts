@@ -14,7 +14,7 @@ import { Inject, Injectable } from '@nestjs/common';
 import { ModuleRef } from '@nestjs/core';
 import { DELETION_SUBSCRIBER } from '../deletion.constants.js';
 import { PolicyRegistry } from '../registry/policy-registry.js';
-import { fieldOf, qualifiedTable } from './relation-queries.js';
+import { deleteRows } from '../sql/row-statements.js';
 
 const FLUSH_EVENTS = [EventType.beforeFlush, EventType.onFlush, EventType.afterFlush] as const;
 
@@ -98,7 +98,7 @@ export class EntityRemover {
       direct =
         !this.registry.has(meta) &&
         meta.primaryKeys.length === 1 &&
-        meta.root === meta &&
+        meta.root.class === meta.class &&
         !meta.discriminatorColumn &&
         !(meta.props as EntityProperty[]).some((prop) => prop.orphanRemoval || prop.cascade?.some((c) => c === Cascade.REMOVE || c === Cascade.ALL));
       this.directByMeta.set(meta, direct);
@@ -122,21 +122,16 @@ export class EntityRemover {
     return false;
   }
 
-  /** One statement per schema for the page, on the fork's transaction; keys converted as the ORM would. */
+  /** One statement per schema for the page, on the fork's transaction. */
   private async deleteRows(fork: EntityManager, meta: EntityMetadata, changeSets: readonly ChangeSet<object>[]): Promise<void> {
-    const platform = fork.getPlatform();
-    const prop = meta.properties[meta.primaryKeys[0] as never] as EntityProperty;
-    const toDatabase = (key: unknown) => (prop.customType ? prop.customType.convertToDatabaseValue(key, platform, { mode: 'query' }) : key);
     const bySchema = new Map<string | undefined, unknown[]>();
     for (const changeSet of changeSets) {
       const keys = bySchema.get(changeSet.schema) ?? [];
-      keys.push(toDatabase(changeSet.getPrimaryKey()));
+      keys.push(changeSet.getPrimaryKey());
       bySchema.set(changeSet.schema, keys);
     }
     for (const [schema, keys] of bySchema) {
-      const table = qualifiedTable(fork, meta.tableName, schema ?? meta.schema);
-      const sql = `delete from ${table} where ${platform.quoteIdentifier(fieldOf(prop))} in (${keys.map(() => '?').join(', ')})`;
-      await fork.getConnection().execute(sql, keys, 'run', fork.getTransactionContext());
+      await deleteRows(fork, meta, keys, { schema });
     }
   }
 }

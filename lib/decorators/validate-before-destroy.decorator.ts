@@ -78,3 +78,9 @@ export function validatorsOf(cls: unknown): ValidatorDeclarations {
   }
   return { methods, sets };
 }
+
+/** The validators declared on `cls` itself, not inherited (a subclass's own rules). */
+export function ownValidatorsOf(cls: unknown): ValidatorDeclarations {
+  const own = declarations.get(cls as object);
+  return { methods: [...(own?.methods ?? [])], sets: [...(own?.sets ?? [])] };
+}

@@ -1,5 +1,5 @@
 import type { EntityMetadata, EntityProperty } from '@mikro-orm/core';
-import { NULLIFYING_POLICIES, type PolicyName } from '../policies/policy-names.js';
+import { semanticsOf } from '../policies/policy-semantics.js';
 import type { EntityPolicy, PolicyRegistry, RelationPolicy } from '../registry/policy-registry.js';
 import { DOCTOR_CODES, type DoctorFinding } from './doctor-finding.js';
 import {
@@ -13,15 +13,6 @@ import {
 } from './doctor.messages.js';
 import type { ForeignKeyFacts, SchemaFacts, TableFacts } from './schema-inspector.js';
 
-/**
- * Policies whose children are deleted after the parent row, in the queue: a foreign key that acts
- * on the parent's delete defeats or blocks them. `nullifyThenPurge` is not one: it detaches the
- * children in the request, before the parent's DELETE, so the constraint finds nothing to act on.
- */
-const DELETED_AFTER_PARENT = ['destroyAsync', 'deleteAllAsync'] as const satisfies readonly PolicyName[];
-
-/** Set-based policies: the children's own policies and lifecycle hooks never run (validators still do). */
-const SET_BASED = ['deleteAll', 'deleteAllAsync'] as const satisfies readonly PolicyName[];
 
 /**
  * What else runs when a row of `meta` is destroyed one by one, described for a message (e.g.
@@ -48,11 +39,10 @@ export function diagnose(
   validatorPredicates: ValidatorPredicates = none,
 ): DoctorFinding[] {
   const findings: DoctorFinding[] = [];
-  for (const owner of registry.all()) {
-    for (const relation of owner.relations) {
-      if (relation.kind !== 'm:n') {
-        findings.push(...diagnoseRelation(registry, owner, relation, schema, ownDeletionLogic, validatorPredicates));
-      }
+  for (const relation of registry.relations()) {
+    const owner = registry.forEntityName(relation.entity);
+    if (relation.kind !== 'm:n' && owner) {
+      findings.push(...diagnoseRelation(registry, owner, relation, schema, ownDeletionLogic, validatorPredicates));
     }
   }
   return findings;
@@ -61,8 +51,6 @@ export function diagnose(
 /** The SQL predicates of an entity's set-based validators (`legal_hold = true`), for `CREATE INDEX`. */
 export type ValidatorPredicates = (meta: EntityMetadata) => readonly string[];
 
-/** Policies under which the children are deleted, so their validators run in each deletion. */
-const DELETING = ['destroy', 'deleteAll', 'destroyAsync', 'deleteAllAsync', 'nullifyThenPurge'] as const satisfies readonly PolicyName[];
 
 function diagnoseRelation(
   registry: PolicyRegistry,
@@ -95,7 +83,9 @@ function diagnoseRelation(
     ...text,
   });
 
-  if (includes(SET_BASED, relation.policy)) {
+  const semantics = semanticsOf(relation.policy);
+  // Set-based deletes skip the children's own policies and hooks (a set-based nullify deletes nothing).
+  if (semantics.setBased && semantics.deletes) {
     const childPolicies = registry.forMeta(relation.childMeta)?.relations ?? [];
     const skipped = [...childPolicies.map((r) => `${r.relation}: "${r.policy}"`), ...ownDeletionLogic(relation.childMeta)];
     if (skipped.length > 0) {
@@ -112,20 +102,21 @@ function diagnoseRelation(
   }
   const constraints = table.foreignKeys.filter((fk) => sameColumns(fk.columns, subject.columns));
 
-  if (includes(DELETED_AFTER_PARENT, relation.policy) && owner.tombstone === undefined) {
+  // `nullifyThenPurge` detaches in the request, before the parent's DELETE: the constraint finds nothing to act on.
+  if (semantics.deletedAfterParent && owner.tombstone === undefined) {
     for (const fk of constraints) {
       findings.push(finding('error', FK_CODES[fk.onDelete], foreignKeyMessage(subject, fk, table, schema.currentSchema), fk.name));
     }
   }
   const notNull = columns.filter((column) => column!.notNull).map((column) => column!.name);
-  if (includes(NULLIFYING_POLICIES, relation.policy) && notNull.length > 0) {
+  if (semantics.detaches && notNull.length > 0) {
     findings.push(finding('error', DOCTOR_CODES.NOT_NULL, notNullMessage(subject, notNull, table, schema.currentSchema), constraints[0]?.name));
   }
   if (!isIndexed(table, subject.columns)) {
     const constraint = constraints[0]?.name;
     findings.push(finding('warning', DOCTOR_CODES.UNINDEXED_FK, unindexedMessage(subject, table, schema.currentSchema, constraint), constraint));
   }
-  const predicates = includes(DELETING, relation.policy) ? validatorPredicates(relation.childMeta) : [];
+  const predicates = semantics.deletes ? validatorPredicates(relation.childMeta) : [];
   if (predicates.length > 0 && !hasPartialIndex(table, subject.columns)) {
     findings.push(finding('warning', DOCTOR_CODES.UNSERVED_VALIDATOR, unservedValidatorMessage(subject, table, schema.currentSchema, predicates)));
   }
@@ -157,8 +148,4 @@ function sameColumns(a: readonly string[], b: readonly string[]): boolean {
 /** The table as a user types it in `psql`: schema-qualified only off the current schema. */
 function tableName(table: Pick<TableFacts, 'schema' | 'table'>, currentSchema: string): string {
   return table.schema === currentSchema ? table.table : `${table.schema}.${table.table}`;
-}
-
-function includes<T extends string>(list: readonly T[], value: string): value is T {
-  return (list as readonly string[]).includes(value);
 }

@@ -1,4 +1,5 @@
 import type { EntityManager, EntityMetadata } from '@mikro-orm/core';
+import { EntityTable } from '../sql/entity-table.js';
 
 /** A foreign key's `ON DELETE` action, as PostgreSQL stores it in `pg_constraint.confdeltype`. */
 export type OnDeleteRule = 'no action' | 'restrict' | 'cascade' | 'set null' | 'set default';
@@ -83,10 +84,7 @@ function toFacts(row: Row, schema: string, table: string): TableFacts {
 
 /** The table as MikroORM's query builder names it: `to_regclass()` resolves it the same way. */
 function relationName(em: EntityManager, meta: EntityMetadata): string {
-  const platform = em.getPlatform();
-  const schema = (meta.schema && meta.schema !== '*' ? meta.schema : undefined) ?? em.schema ?? em.config.getSchema(true);
-  const quote = (id: string) => `"${id.replaceAll('"', '""')}"`;
-  return schema && schema !== platform.getDefaultSchemaName() ? `${quote(schema)}.${quote(meta.tableName)}` : quote(meta.tableName);
+  return EntityTable.of(em, meta).regclass;
 }
 
 const CATALOG_QUERY = `

@@ -10,6 +10,7 @@ export interface DeletionErrorBody {
 }
 
 const STATUS_TEXT: Partial<Record<HttpStatus, string>> = {
+  [HttpStatus.BAD_REQUEST]: 'Bad Request',
   [HttpStatus.NOT_FOUND]: 'Not Found',
   [HttpStatus.CONFLICT]: 'Conflict',
   [HttpStatus.INTERNAL_SERVER_ERROR]: 'Internal Server Error',

@@ -5,3 +5,4 @@ export * from './deletion-target-not-found.error.js';
 export * from './deletion-request-not-found.error.js';
 export * from './deletion-blocked.error.js';
 export * from './deletion-validation-budget.error.js';
+export * from './deletion-invalid-id.error.js';

@@ -1,6 +1,9 @@
 /** What `DeletionService.destroy()` returns. */
 export interface DeletionReceipt {
-  /** The deleted entity's class name and primary key. */
+  /**
+   * The deleted entity's class name and primary key, as JSON carries it: integers as numbers,
+   * bigint keys as decimal strings (unless mapped to `number`), uuid and text keys as strings.
+   */
   entity: string;
   id: unknown;
   /**

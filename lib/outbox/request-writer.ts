@@ -1,11 +1,11 @@
 import { randomUUID } from 'node:crypto';
-import type { EntityManager, EntityProperty } from '@mikro-orm/core';
+import type { EntityManager, EntityMetadata } from '@mikro-orm/core';
 import { Inject, Injectable } from '@nestjs/common';
 import { CascadeContext, type CascadeScope } from '../cascade/cascade-context.js';
-import { fieldOf, qualifiedTable } from '../cascade/relation-queries.js';
-import { isAsyncPolicy } from '../policies/policy-names.js';
+import { insertRequest } from '../sql/request-statements.js';
+import { EntityKeys } from '../sql/entity-keys.js';
+import { semanticsOf } from '../policies/policy-semantics.js';
 import type { EntityPolicy, RelationPolicy } from '../registry/policy-registry.js';
-import { DeletionOrphan } from './deletion-orphan.entity.js';
 import { DeletionRequest, type RelationProgress } from './deletion-request.entity.js';
 import { OutboxPublisher } from './outbox-publisher.js';
 import type { DeletionGuard } from '../validation/validation-hoister.js';
@@ -20,7 +20,7 @@ export class RequestWriter {
 
   /** Whether deleting rows of this entity leaves work for the queue. */
   needsRequest(policy: EntityPolicy): boolean {
-    return policy.tombstone !== undefined || policy.relations.some((r) => isAsyncPolicy(r.policy));
+    return policy.tombstone !== undefined || policy.relations.some((r) => semanticsOf(r.policy).queued);
   }
 
   /**
@@ -40,7 +40,7 @@ export class RequestWriter {
       rootId,
       parentId: parent?.requestId ?? null,
       entity: policy.meta.className,
-      parentIds: [...parentIds],
+      parentIds: jsonKeys(policy.meta, parentIds),
       path,
       progress: initialProgress(policy.relations),
       ownWorkDone: false,
@@ -66,7 +66,7 @@ export class RequestWriter {
           rootId: id,
           parentId: null,
           entity: policy.meta.className,
-          parentIds: [...parentIds],
+          parentIds: jsonKeys(policy.meta, parentIds),
           path: policy.meta.className,
           progress: {},
           ownWorkDone: true,
@@ -86,7 +86,7 @@ export class RequestWriter {
       rootId: id,
       parentId: null,
       entity: relation.entity,
-      parentIds: [...parentIds],
+      parentIds: jsonKeys(relation.parentMeta, parentIds),
       path: relation.entity,
       progress: initialProgress([relation]),
       ownWorkDone: false,
@@ -94,24 +94,6 @@ export class RequestWriter {
       origin: 'sweeper',
     });
     return id;
-  }
-
-  private statement?: { columns: string; properties: { name: string; toDatabase?: (value: unknown) => unknown }[] };
-
-  /** `insert into deletion_request (...)`, and how each value is converted, from the metadata. */
-  private insertStatement(em: EntityManager): NonNullable<RequestWriter['statement']> {
-    if (!this.statement) {
-      const meta = em.getMetadata().get(DeletionRequest);
-      const platform = em.getPlatform();
-      const names = ['id', 'rootId', 'parentId', 'entity', 'parentIds', 'path', 'progress', 'ownWorkDone', 'tombstone', 'state', 'attempts', 'origin'];
-      const properties = names.map((name) => {
-        const { customType } = meta.properties[name as never] as EntityProperty;
-        return { name, toDatabase: customType && ((value: unknown) => customType.convertToDatabaseValue(value, platform, { mode: 'query' })) };
-      });
-      const columns = names.map((name) => platform.quoteIdentifier(fieldOf(meta.properties[name as never]))).join(', ');
-      this.statement = { columns: `insert into ${qualifiedTable(em, meta.tableName, meta.schema)} (${columns})`, properties };
-    }
-    return this.statement;
   }
 
   /**
@@ -125,52 +107,30 @@ export class RequestWriter {
       Partial<Pick<DeletionRequest, 'origin'>>,
     guard?: DeletionGuard,
   ): Promise<void> {
-    const row: Record<string, unknown> = { origin: 'deletion', ...data, state: 'pending', attempts: 0 };
-    const { columns, properties } = this.insertStatement(em);
-    // Plain SQL, built once from the entity's metadata: this insert is on every deletion's request path.
-    const values = properties.map((p) => (p.toDatabase ? p.toDatabase(row[p.name]) : row[p.name]));
-    const placeholders = values.map(() => '?').join(', ');
-    const execute = (sql: string, params: unknown[]) =>
-      em.getConnection().execute<{ affectedRows: number }>(sql, params, 'run', em.getTransactionContext());
-    const inserted = guard
-      ? (await execute(`${columns} select ${placeholders} where ${guard.sql}`, [...values, ...guard.params])).affectedRows
-      : 0;
-    if (inserted === 0) {
+    const requests = em.getMetadata().get(DeletionRequest);
+    const row = { origin: 'deletion', ...data, parentId: data.parentId ?? null, state: 'pending', attempts: 0 };
+    const inserted = guard ? await insertRequest(em, requests, row, guard) : false;
+    if (!inserted) {
       await guard?.refused();
-      await execute(`${columns} values (${placeholders})`, values);
+      await insertRequest(em, requests, row);
     }
     this.publisher.afterCommit(em, data.id);
     if (!data.parentId) {
       CascadeContext.currentDestroy()?.rootRequestIds.push(data.id);
     }
   }
-
-  /**
-   * `nullifyThenPurge`: detaches the children and records exactly which rows were detached, in one
-   * statement (`UPDATE ... RETURNING` feeding an `INSERT`), so the purge never touches rows whose
-   * foreign key was already NULL.
-   */
-  async nullifyAndRecord(em: EntityManager, relation: RelationPolicy, parentIds: readonly unknown[], requestId: string): Promise<number> {
-    const q = (name: string) => em.getPlatform().quoteIdentifier(name);
-    const child = relation.childMeta;
-    const fk = q(fieldOf(child.properties[relation.childProperty as never]));
-    const pk = q(fieldOf(child.properties[child.primaryKeys[0] as never]));
-    const orphanMeta = em.getMetadata().get(DeletionOrphan);
-    const column = (prop: string) => q(fieldOf(orphanMeta.properties[prop as never]));
-    const sql =
-      `with detached as (update ${qualifiedTable(em, child.tableName, child.schema)} set ${fk} = null ` +
-      `where ${fk} in (${parentIds.map(() => '?').join(', ')}) returning ${pk} as row_id) ` +
-      `insert into ${qualifiedTable(em, orphanMeta.tableName, orphanMeta.schema)} (${column('requestId')}, ${column('relation')}, ${column('rowId')}) ` +
-      `select ?, ?, row_id::text from detached`;
-    const result = await em.getConnection().execute<{ affectedRows: number }>(sql, [...parentIds, requestId, relation.relation], 'run', em.getTransactionContext());
-    return result.affectedRows;
-  }
 }
 
 function initialProgress(relations: readonly RelationPolicy[]): Record<string, RelationProgress> {
   const progress: Record<string, RelationProgress> = {};
-  for (const relation of relations.filter((r) => isAsyncPolicy(r.policy))) {
+  for (const relation of relations.filter((r) => semanticsOf(r.policy).queued)) {
     progress[relation.relation] = { policy: relation.policy, childEntity: relation.childMeta.className, cursor: null, processed: 0, done: false };
   }
   return progress;
+}
+
+/** Keys as the request's JSON keeps them (a JS bigint cannot be stored as it is). */
+function jsonKeys(meta: EntityMetadata, keys: readonly unknown[]): unknown[] {
+  const codec = EntityKeys.of(meta);
+  return keys.map((key) => codec.toJson(key));
 }

@@ -1,11 +1,14 @@
-import { MikroORM, type EntityMetadata } from '@mikro-orm/core';
+import { MikroORM, type EntityManager, type EntityMetadata } from '@mikro-orm/core';
 import { Inject, Injectable } from '@nestjs/common';
 import { RESOLVED_DELETION_OPTIONS } from '../deletion.constants.js';
 import type { DeletionBlocker } from '../errors/deletion-blocked.error.js';
 import { DeletionTargetNotFoundError } from '../errors/deletion-target-not-found.error.js';
 import type { ResolvedDeletionOptions } from '../interfaces/deletion-module-options.interface.js';
 import { PolicyRegistry } from '../registry/policy-registry.js';
-import { deletionTree, rowsUnder, type DeletionNode } from '../validation/deletion-tree.js';
+import { count } from '../sql/execute.js';
+import { rowsUnder } from '../sql/rows-under.js';
+import { semanticsOf } from '../policies/policy-semantics.js';
+import { deletionTree, type DeletionNode } from '../validation/deletion-tree.js';
 import { ValidationHoister } from '../validation/validation-hoister.js';
 import type { DeletionPlan, PlannedPath } from './deletion-plan.js';
 
@@ -25,18 +28,20 @@ export class DeletionPlanner {
 
   async plan(meta: EntityMetadata, id: unknown): Promise<DeletionPlan> {
     const em = this.orm.em.fork();
-    const root = await em.findOne(meta.class as new () => object, { [meta.primaryKeys[0]!]: id } as never);
+    const root = await em.findOne(meta.class as new () => object, id as never);
     if (!root) {
       throw DeletionTargetNotFoundError.create(meta.className, id);
     }
-    const nodes = deletionTree(this.registry, meta);
-    const verdict = await this.hoister.evaluate(em, { meta, ids: [id], entities: [root] }, nodes);
+    // A row of a base class may be a subclass's: its own policies and validators apply.
+    const rowMeta = em.getMetadata().find(root.constructor) ?? meta;
+    const nodes = deletionTree(this.registry, rowMeta, meta.className);
+    const verdict = await this.hoister.evaluate(em, { meta: rowMeta, ids: [id], entities: [root] }, nodes);
     const cap = this.options.validation.maxBlockers;
     const blockers: DeletionBlocker[] = [...verdict.blockers];
     let blockedTotal = verdict.total;
     const paths: PlannedPath[] = [];
     for (const node of nodes) {
-      const rows = node.chain.length === 0 ? 1 : await em.count(node.meta.class, rowsUnder(node, [id]), { filters: false });
+      const rows = node.hops.length === 0 && !node.owner ? 1 : await this.countRows(em, node, id);
       const found = verdict.byPath.get(node.path) ?? { blockers: [], total: 0 };
       const planned: PlannedPath = {
         path: node.path,
@@ -62,10 +67,19 @@ export class DeletionPlanner {
     }
     return { entity: meta.className, id, allowed: blockedTotal === 0, paths, blockers, blockedTotal };
   }
+
+  /** Rows on a path today (pivot rows for a many-to-many `restrict`). */
+  private async countRows(em: EntityManager, node: DeletionNode, id: unknown): Promise<number> {
+    if (node.owner) {
+      return this.hoister.countRestricted(em, node, [id]);
+    }
+    const { from, where } = rowsUnder(em, node.meta, node.hops, [id]);
+    return count(em, `select count(*) as n from ${from} where ${where.sql}`, where.params);
+  }
 }
 
 function effectOf(node: DeletionNode): PlannedPath['effect'] {
-  if (node.relation?.policy === 'restrict') {
+  if (node.relation && semanticsOf(node.relation.policy).refuses) {
     return 'refuse';
   }
   return node.deleted ? 'delete' : 'detach';

@@ -1,6 +1,7 @@
 /**
  * Every deletion policy a relation can declare, in the order the README's policy table lists them.
- * The type and the runtime check come from this one array.
+ * The type and the runtime check come from this one array; what each one means is in
+ * `policy-semantics.ts`.
  */
 export const POLICY_NAMES = [
   'destroy',
@@ -14,16 +15,9 @@ export const POLICY_NAMES = [
 
 export type PolicyName = (typeof POLICY_NAMES)[number];
 
-/** Policies whose cascade runs later, in the queue, from a durable deletion request. */
+/** Policies whose cascade runs later, in the queue (the `queued` policies of `POLICY_SEMANTICS`). */
 export const ASYNC_POLICIES = ['destroyAsync', 'deleteAllAsync', 'nullifyThenPurge'] as const satisfies readonly PolicyName[];
-
-/** Policies that need the child's foreign key to accept NULL. */
-export const NULLIFYING_POLICIES = ['nullify', 'nullifyThenPurge'] as const satisfies readonly PolicyName[];
 
 export function isPolicyName(value: unknown): value is PolicyName {
   return typeof value === 'string' && (POLICY_NAMES as readonly string[]).includes(value);
-}
-
-export function isAsyncPolicy(policy: PolicyName): policy is (typeof ASYNC_POLICIES)[number] {
-  return (ASYNC_POLICIES as readonly string[]).includes(policy);
 }

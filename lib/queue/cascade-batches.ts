@@ -1,10 +1,11 @@
 import type { EntityManager, FilterQuery } from '@mikro-orm/core';
 import { Inject, Injectable } from '@nestjs/common';
 import { EntityRemover } from '../cascade/entity-remover.js';
-import { RelationQueries } from '../cascade/relation-queries.js';
 import { DeletionOrphan } from '../outbox/deletion-orphan.entity.js';
 import type { DeletionRequest, RelationProgress } from '../outbox/deletion-request.entity.js';
 import { PolicyRegistry, type RelationPolicy } from '../registry/policy-registry.js';
+import { EntityKeys } from '../sql/entity-keys.js';
+import { RelationStatements } from '../sql/relation-statements.js';
 import { ValidationHoister } from '../validation/validation-hoister.js';
 
 /** What one batch did: rows handled, the new keyset cursor, and whether the relation is done. */
@@ -31,24 +32,32 @@ export class CascadeBatches {
    * throws `DeletionBlockedError` before the batch deletes anything.
    */
   async run(em: EntityManager, relation: RelationPolicy, request: DeletionRequest, progress: RelationProgress): Promise<BatchResult> {
-    const queries = new RelationQueries(relation);
+    const statements = new RelationStatements(relation);
     const size = relation.batchSize;
     const path = `${request.path}.${relation.relation}`;
+    const parents = EntityKeys.of(relation.parentMeta);
+    const parentIds = request.parentIds.map((id) => parents.fromJson(id));
+    const children = EntityKeys.of(relation.childMeta);
     const pk = relation.childMeta.primaryKeys[0]!;
     switch (relation.policy) {
       case 'destroyAsync': {
         const fork = em.fork({ clear: true, keepTransactionContext: true });
-        const page = await queries.page<Record<string, unknown>>(fork, request.parentIds, progress.cursor, size);
+        const cursor = progress.cursor === null || progress.cursor === undefined ? undefined : children.fromJson(progress.cursor);
+        const page = await statements.page<Record<string, unknown>>(fork, parentIds, cursor, size);
         await this.hoister.assertDeletable(fork, { meta: relation.childMeta, ids: page.map((row) => row[pk]), entities: page, path });
         const count = await this.remover.removeQueued(fork, page);
-        return { count, cursor: jsonKey(page.at(-1)?.[pk] ?? progress.cursor), done: count < size };
+        const last = page.at(-1)?.[pk];
+        return { count, cursor: last === undefined ? progress.cursor : children.toJson(last), done: page.length < size };
       }
       case 'deleteAllAsync': {
         if (this.registry.hasValidators(relation.childMeta)) {
-          const ids = await queries.nextKeys(em, request.parentIds, size);
-          await this.hoister.assertDeletable(em, { meta: relation.childMeta, ids, path }, { descend: false });
+          // Exactly the rows the validators pass are deleted, and only while they still belong here.
+          const keys = await statements.nextKeys(em, parentIds, size);
+          await this.hoister.assertDeletable(em, { meta: relation.childMeta, ids: keys, path }, { descend: false });
+          const count = await statements.deleteBatch(em, parentIds, size, keys);
+          return { count, cursor: null, done: keys.length < size };
         }
-        const count = await queries.deleteBatch(em, request.parentIds, size);
+        const count = await statements.deleteBatch(em, parentIds, size);
         return { count, cursor: null, done: count < size };
       }
       case 'nullifyThenPurge':
@@ -61,22 +70,19 @@ export class CascadeBatches {
   /** Destroys the next page of rows this request detached, and only those still detached. */
   private async purgeOrphans(em: EntityManager, relation: RelationPolicy, request: DeletionRequest, progress: RelationProgress, size: number): Promise<BatchResult> {
     const after = progress.cursor === null || progress.cursor === undefined ? {} : { id: { $gt: progress.cursor as string } };
-    const orphans = await em.find(
-      DeletionOrphan,
-      { requestId: request.id, relation: relation.relation, ...after },
-      { orderBy: { id: 'asc' }, limit: size },
-    );
+    const orphans = await em.find(DeletionOrphan, { requestId: request.id, relation: relation.relation, ...after }, { orderBy: { id: 'asc' }, limit: size });
     if (orphans.length === 0) {
       return { count: 0, cursor: progress.cursor, done: true };
     }
     const child = relation.childMeta;
+    const keys = EntityKeys.of(child);
+    const pk = child.primaryKeys[0]!;
     const fork = em.fork({ clear: true, keepTransactionContext: true });
     const rows = await fork.find(
       child.class,
-      { [child.primaryKeys[0]!]: { $in: orphans.map((o) => o.rowId) }, [relation.childProperty]: null } as FilterQuery<object>,
+      { [pk]: { $in: orphans.map((o) => keys.fromJson(o.rowId)) }, [relation.childProperty]: null } as FilterQuery<object>,
       { filters: false },
     );
-    const pk = child.primaryKeys[0]!;
     const path = `${request.path}.${relation.relation}`;
     await this.hoister.assertDeletable(fork, { meta: child, ids: rows.map((row) => (row as Record<string, unknown>)[pk]), entities: rows, path });
     const count = await this.remover.removeQueued(fork, rows);
@@ -84,9 +90,4 @@ export class CascadeBatches {
     await em.nativeDelete(DeletionOrphan, { requestId: request.id, relation: relation.relation, id: { $lte: last } });
     return { count, cursor: last, done: orphans.length < size };
   }
-}
-
-/** Keys are stored in the request's JSON progress: a bigint key is kept as its decimal string. */
-function jsonKey(key: unknown): unknown {
-  return typeof key === 'bigint' ? key.toString() : key;
 }

@@ -1,4 +1,6 @@
-import { LockMode, type EntityManager, type FilterQuery } from '@mikro-orm/core';
+import { LockMode, type EntityManager } from '@mikro-orm/core';
+import { EntityKeys } from '../sql/entity-keys.js';
+import { deleteRows } from '../sql/row-statements.js';
 import { Inject, Injectable } from '@nestjs/common';
 import { DeletionRequest } from '../outbox/deletion-request.entity.js';
 import { PolicyRegistry } from '../registry/policy-registry.js';
@@ -42,11 +44,7 @@ export class RequestCompletion {
     if (!policy?.tombstone) {
       return;
     }
-    const pk = policy.meta.primaryKeys[0]!;
-    await em.nativeDelete(
-      policy.meta.class,
-      { [pk]: { $in: request.parentIds }, [policy.tombstone]: { $ne: null } } as FilterQuery<object>,
-      { filters: false },
-    );
+    const keys = EntityKeys.of(policy.meta);
+    await deleteRows(em, policy.meta, request.parentIds.map((id) => keys.fromJson(id)), { tombstoned: policy.tombstone });
   }
 }

@@ -1,5 +1,8 @@
 import { setTimeout as sleep } from 'node:timers/promises';
-import { LockMode, MikroORM, type EntityManager, type FilterQuery } from '@mikro-orm/core';
+import { LockMode, MikroORM, type EntityManager } from '@mikro-orm/core';
+import { semanticsOf } from '../policies/policy-semantics.js';
+import { EntityKeys } from '../sql/entity-keys.js';
+import { RelationStatements } from '../sql/relation-statements.js';
 import { Inject, Injectable } from '@nestjs/common';
 import { CascadeContext } from '../cascade/cascade-context.js';
 import { RESOLVED_DELETION_OPTIONS } from '../deletion.constants.js';
@@ -102,9 +105,10 @@ export class RequestRunner {
    */
   private async reopenLateChildren(em: EntityManager, policy: EntityPolicy, request: DeletionRequest): Promise<boolean> {
     let reopened = false;
-    for (const relation of policy.relations.filter((r) => r.policy === 'destroyAsync' || r.policy === 'deleteAllAsync')) {
-      const where = { [relation.childProperty]: { $in: request.parentIds } } as FilterQuery<object>;
-      if (await em.findOne(relation.childMeta.class, where, { filters: false, fields: relation.childMeta.primaryKeys as never })) {
+    const keys = EntityKeys.of(policy.meta);
+    const parentIds = request.parentIds.map((id) => keys.fromJson(id));
+    for (const relation of policy.relations.filter((r) => semanticsOf(r.policy).deletedAfterParent)) {
+      if (await new RelationStatements(relation).any(em, parentIds)) {
         request.progress = { ...request.progress, [relation.relation]: { ...request.progress[relation.relation]!, cursor: null, done: false } };
         reopened = true;
       }

@@ -1,22 +1,25 @@
 import type { EntityMetadata } from '@mikro-orm/core';
-import type { ValidatorDeclarations } from '../decorators/validate-before-destroy.decorator.js';
+import { ownValidatorsOf, type ValidatorDeclarations } from '../decorators/validate-before-destroy.decorator.js';
+import { semanticsOf } from '../policies/policy-semantics.js';
 import type { PolicyName } from '../policies/policy-names.js';
+import { isSameOrSubclass } from '../sql/entity-table.js';
 
 /** One relation's policy, resolved against MikroORM's metadata at bootstrap. */
 export interface RelationPolicy {
-  /** The parent entity's class name and the relation property that carries the policy. */
+  /** The class name of the entity that declares the policy, and the relation property that carries it. */
   readonly entity: string;
   readonly relation: string;
   readonly policy: PolicyName;
   readonly batchSize: number;
   readonly kind: '1:m' | '1:1' | 'm:n';
   readonly parentMeta: EntityMetadata;
+  /** The relation's target: a subclass when the relation is typed to one (only its rows are reached). */
   readonly childMeta: EntityMetadata;
   /** The child's many-to-one (or owning one-to-one) property that points back at the parent. */
   readonly childProperty: string;
 }
 
-/** All declared policies of one entity. */
+/** All declared policies of one entity, its own and those it inherits from its base classes. */
 export interface EntityPolicy {
   readonly meta: EntityMetadata;
   readonly relations: readonly RelationPolicy[];
@@ -28,12 +31,13 @@ export interface EntityPolicy {
 
 /**
  * The resolved, frozen set of deletion policies, keyed by entity. Entities without a declared
- * policy are absent, and the module leaves them to MikroORM's own behaviour.
+ * policy or validator are absent, and the module leaves them to MikroORM's own behaviour.
  */
 export class PolicyRegistry {
   private readonly byClass = new Map<unknown, EntityPolicy>();
   private readonly byName = new Map<string, EntityPolicy>();
   private readonly recursive = new Set<EntityPolicy>();
+  private readonly subclasses = new Map<EntityMetadata, EntityMetadata[]>();
 
   constructor(policies: readonly EntityPolicy[]) {
     for (const policy of policies) {
@@ -60,21 +64,27 @@ export class PolicyRegistry {
 
   private reaches(from: EntityPolicy, target: EntityPolicy, seen: Set<EntityPolicy>): boolean {
     for (const relation of from.relations) {
-      if (relation.policy !== 'destroy' && relation.policy !== 'destroyAsync' && relation.policy !== 'nullifyThenPurge') {
+      if (!semanticsOf(relation.policy).recurses) {
         continue;
       }
-      const next = this.forMeta(relation.childMeta);
-      if (next === target) {
-        return true;
-      }
-      if (next && !seen.has(next)) {
-        seen.add(next);
-        if (this.reaches(next, target, seen)) {
+      for (const next of this.familyBelow(relation.childMeta)) {
+        if (next === target) {
           return true;
+        }
+        if (!seen.has(next)) {
+          seen.add(next);
+          if (this.reaches(next, target, seen)) {
+            return true;
+          }
         }
       }
     }
     return false;
+  }
+
+  /** The policies of `meta`'s entity and of every entity that extends it (rows a relation to `meta` can reach). */
+  private familyBelow(meta: EntityMetadata): EntityPolicy[] {
+    return [...this.byClass.values()].filter((policy) => isSameOrSubclass(policy.meta.class, meta.class));
   }
 
   /** The policy of the entity with this class name (as stored in deletion requests). */
@@ -82,20 +92,52 @@ export class PolicyRegistry {
     return this.byName.get(className);
   }
 
-  /** The policy of the entity described by `meta` (or of its inheritance root), if any. */
+  /** The policy of the entity described by `meta`, with what it inherits, if any. */
   forMeta(meta: EntityMetadata): EntityPolicy | undefined {
-    return this.byClass.get(meta.class) ?? this.byClass.get(meta.root.class);
+    return this.byClass.get(meta.class);
   }
 
-  /** Whether `meta`'s entity has any declared policy. */
+  /** Whether `meta`'s entity has any declared policy or validator. */
   has(meta: EntityMetadata): boolean {
     return this.forMeta(meta) !== undefined;
   }
 
-  /** Whether rows of `meta`'s entity have `@ValidateBeforeDestroy()` validators. */
+  /**
+   * The single-table-inheritance subclasses of `meta` (at any depth) that declare policies or
+   * validators of their own: rows of `meta` may be rows of theirs, to which those also apply.
+   */
+  subclassesWithOwnRules(meta: EntityMetadata): EntityMetadata[] {
+    let found = this.subclasses.get(meta);
+    if (!found) {
+      const inherited = new Set(this.forMeta(meta)?.relations ?? []);
+      found = [...this.byClass.values()]
+        .filter((policy) => policy.meta.class !== meta.class && isSameOrSubclass(policy.meta.class, meta.class))
+        .filter((policy) => policy.relations.some((r) => !inherited.has(r)) || hasAny(ownValidatorsOf(policy.meta.class)))
+        .map((policy) => policy.meta);
+      this.subclasses.set(meta, found);
+    }
+    return found;
+  }
+
+  /**
+   * The relations `meta` declares itself, not those it inherits: what a row of this subclass adds
+   * to the rows of its base classes.
+   */
+  ownRelations(meta: EntityMetadata): RelationPolicy[] {
+    const inherited = new Set(
+      [...this.byClass.values()].filter((p) => p.meta.class !== meta.class && isSameOrSubclass(meta.class, p.meta.class)).flatMap((p) => p.relations),
+    );
+    return (this.forMeta(meta)?.relations ?? []).filter((r) => !inherited.has(r));
+  }
+
+  /** Every declared relation once (a relation a base class declares is shared by its subclasses). */
+  relations(): RelationPolicy[] {
+    return [...new Set([...this.byClass.values()].flatMap((policy) => policy.relations))];
+  }
+
+  /** Whether rows reached as `meta` can have `@ValidateBeforeDestroy()` validators (theirs or a subclass's). */
   hasValidators(meta: EntityMetadata): boolean {
-    const validators = this.forMeta(meta)?.validators;
-    return (validators?.methods.length ?? 0) + (validators?.sets.length ?? 0) > 0;
+    return hasAny(this.forMeta(meta)?.validators) || this.subclassesWithOwnRules(meta).some((sub) => hasAny(ownValidatorsOf(sub.class)));
   }
 
   /** The entity classes that carry policies: what the deletion subscriber listens to. */
@@ -106,4 +148,8 @@ export class PolicyRegistry {
   all(): readonly EntityPolicy[] {
     return [...this.byClass.values()];
   }
+}
+
+function hasAny(validators: ValidatorDeclarations | undefined): boolean {
+  return (validators?.methods.length ?? 0) + (validators?.sets.length ?? 0) > 0;
 }

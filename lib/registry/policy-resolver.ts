@@ -3,7 +3,10 @@ import { validatorsOf } from '../decorators/validate-before-destroy.decorator.js
 import { DeletionConfigurationError } from '../errors/deletion-configuration.error.js';
 import type { RelationPolicyInput } from '../interfaces/policy-options.interface.js';
 import type { PolicyDefinition } from '../policies/define-policy.js';
-import { NULLIFYING_POLICIES, POLICY_NAMES, isPolicyName, type PolicyName } from '../policies/policy-names.js';
+import { POLICY_NAMES, isPolicyName, type PolicyName } from '../policies/policy-names.js';
+import { policiesWhere, semanticsOf } from '../policies/policy-semantics.js';
+import { EntityKeys } from '../sql/entity-keys.js';
+import { isSameOrSubclass } from '../sql/entity-table.js';
 import { PolicyRegistry, type EntityPolicy, type RelationPolicy } from './policy-registry.js';
 
 /** Where a declaration came from, for error messages. */
@@ -60,8 +63,7 @@ export function resolvePolicies(input: ResolverInput): PolicyRegistry {
   }
 
   for (const [cls, relations] of input.decorated) {
-    // A decorated class is either an entity or a base class of some entities; each inherits it.
-    const heirs = metas.filter((m) => m.class === cls || (typeof m.class === 'function' && m.class.prototype instanceof (cls as new () => unknown)));
+    const heirs = topmostHeirs(metas, cls);
     if (heirs.length === 0) {
       errors.push(unknownEntity(cls));
       continue;
@@ -73,32 +75,35 @@ export function resolvePolicies(input: ResolverInput): PolicyRegistry {
     }
   }
 
-  // Entities with validators but no policy still need the subscriber: their rows may be deleted directly.
-  for (const meta of metas) {
-    if (!declared.has(meta) && hasValidators(meta)) {
-      declared.set(meta, new Map());
-    }
-  }
-
-  const policies: EntityPolicy[] = [];
+  // Each declaring entity's relations are resolved once; an entity inherits its ancestors' policies.
+  const resolved = new Map<EntityMetadata, RelationPolicy[]>();
   for (const [meta, relations] of declared) {
-    const resolved: RelationPolicy[] = [];
+    const list: RelationPolicy[] = [];
     for (const [relation, declarations] of relations) {
       const policy = resolveRelation(meta, relation, declarations, input.defaultBatchSize, errors);
       if (policy) {
-        resolved.push(policy);
+        list.push(policy);
       }
     }
-    const tombstone = entityOptions.get(meta)?.tombstone;
-    if (tombstone !== undefined) {
-      checkTombstone(meta, tombstone, errors);
+    resolved.set(meta, list);
+  }
+
+  const policies: EntityPolicy[] = [];
+  for (const meta of metas) {
+    const lineage = metas.filter((m) => isSameOrSubclass(meta.class, m.class)).sort((a, b) => depth(a) - depth(b));
+    const relations = inherit(meta, lineage, resolved, errors);
+    const tombstone = lineage.map((m) => entityOptions.get(m)?.tombstone).filter((t) => t !== undefined).at(-1);
+    const validators = validatorsOf(meta.class);
+    const declares = lineage.some((m) => declared.has(m));
+    if (!declares && validators.methods.length + validators.sets.length === 0) {
+      continue;
     }
-    if (meta.primaryKeys.length !== 1) {
-      errors.push(
-        config('DELETION_CONFIG_COMPOSITE_KEY', { entity: meta.className }, 'deletion policies need a single-column primary key.', 'give the entity a single primary key column.'),
-      );
+    const ownTombstone = entityOptions.get(meta)?.tombstone;
+    if (ownTombstone !== undefined) {
+      checkTombstone(meta, ownTombstone, errors);
     }
-    policies.push({ meta, relations: resolved, tombstone, validators: validatorsOf(meta.class) });
+    checkShape(meta, relations, tombstone, errors);
+    policies.push({ meta, relations, tombstone, validators });
   }
 
   if (errors.length > 0) {
@@ -152,10 +157,12 @@ function resolveRelation(
     return undefined;
   }
   const childMeta = prop.targetMeta!;
+  const semantics = semanticsOf(policy);
   if (prop.kind === ReferenceKind.MANY_TO_MANY) {
-    if (policy !== 'restrict') {
+    if (!semantics.manyToMany) {
+      const allowed = policiesWhere((s) => s.manyToMany).map((p) => `"${p}"`).join(' or ');
       errors.push(
-        config('DELETION_CONFIG_MANY_TO_MANY', subject, `"${policy}" cannot apply to a many-to-many relation: its targets are shared with other owners.`, `use "restrict", or no policy (MikroORM removes the pivot rows).`),
+        config('DELETION_CONFIG_MANY_TO_MANY', subject, `"${policy}" cannot apply to a many-to-many relation: its targets are shared with other owners.`, `use ${allowed}, or no policy (MikroORM removes the pivot rows).`),
       );
       return undefined;
     }
@@ -163,11 +170,22 @@ function resolveRelation(
   }
 
   const childProp = childMeta.properties[prop.mappedBy as keyof typeof childMeta.properties] as EntityProperty;
-  if (childMeta.primaryKeys.length !== 1) {
-    errors.push(config('DELETION_CONFIG_COMPOSITE_KEY', subject, `${childMeta.className} has a composite primary key, which batched cascades do not walk yet.`, 'give the child a single primary key column, or use "deleteAll"/"restrict".'));
+  if (childMeta.primaryKeys.length !== 1 && !semantics.compositeChildren) {
+    const allowed = policiesWhere((s) => s.compositeChildren).map((p) => `"${p}"`);
+    errors.push(
+      config(
+        'DELETION_CONFIG_COMPOSITE_KEY',
+        subject,
+        `${childMeta.className} has a composite primary key: "${policy}" walks children one key at a time, which composite keys do not support.`,
+        `use ${allowed.slice(0, -1).join(', ')} or ${allowed.at(-1)}, which act on the children by their foreign key.`,
+      ),
+    );
     return undefined;
   }
-  if ((NULLIFYING_POLICIES as readonly PolicyName[]).includes(policy) && !childProp.nullable) {
+  if (childProp.fieldNames.length !== 1) {
+    return undefined; // a composite-key parent: refused once, by checkShape()
+  }
+  if (semantics.detaches && !childProp.nullable) {
     errors.push(
       config(
         'DELETION_CONFIG_NOT_NULLABLE',
@@ -190,9 +208,85 @@ function checkTombstone(meta: EntityMetadata, tombstone: string, errors: Deletio
   }
 }
 
-function hasValidators(meta: EntityMetadata): boolean {
-  const { methods, sets } = validatorsOf(meta.class);
-  return methods.length + sets.length > 0;
+/**
+ * The entities a declaration on `cls` lands on: `cls` itself when it is an entity, else the
+ * entities that extend it with no entity in between (their subclasses inherit from them).
+ */
+function topmostHeirs(metas: readonly EntityMetadata[], cls: unknown): EntityMetadata[] {
+  const heirs = metas.filter((m) => isSameOrSubclass(m.class, cls));
+  return heirs.filter((m) => !heirs.some((other) => other !== m && isSameOrSubclass(m.class, other.class)));
+}
+
+/** How many entity ancestors `meta` has: base classes first. */
+function depth(meta: EntityMetadata): number {
+  let n = 0;
+  for (let c = Object.getPrototypeOf(meta.class); typeof c === 'function' && c !== Function.prototype; c = Object.getPrototypeOf(c)) {
+    n++;
+  }
+  return n;
+}
+
+/**
+ * The relations of `meta`: its ancestors' (base first), then its own. A subclass may not change the
+ * policy its base declared on the same relation: one relation, one meaning, whatever class a
+ * deletion starts from.
+ */
+function inherit(meta: EntityMetadata, lineage: readonly EntityMetadata[], resolved: ReadonlyMap<EntityMetadata, RelationPolicy[]>, errors: DeletionConfigurationError[]): RelationPolicy[] {
+  const byName = new Map<string, RelationPolicy>();
+  for (const ancestor of lineage) {
+    for (const relation of resolved.get(ancestor) ?? []) {
+      const earlier = byName.get(relation.relation);
+      if (earlier && (earlier.policy !== relation.policy || earlier.batchSize !== relation.batchSize)) {
+        if (ancestor === meta) {
+          errors.push(
+            config(
+              'DELETION_CONFIG_CONFLICT',
+              { entity: meta.className, relation: relation.relation },
+              `it declares "${relation.policy}", but its base class ${earlier.entity} declares "${earlier.policy}" on the same relation.`,
+              `declare the policy once, on ${earlier.entity}.`,
+            ),
+          );
+        }
+        continue;
+      }
+      byName.set(relation.relation, earlier ?? relation);
+    }
+  }
+  return [...byName.values()];
+}
+
+/**
+ * Shapes the queue and the hand-written statements cannot walk are refused here, with what works
+ * instead: key types they cannot bind and store, table-per-type inheritance, and policies on an
+ * entity with a composite key (which may still have validators).
+ */
+function checkShape(meta: EntityMetadata, relations: readonly RelationPolicy[], tombstone: string | undefined, errors: DeletionConfigurationError[]): void {
+  try {
+    EntityKeys.of(meta);
+  } catch (error) {
+    errors.push(error as DeletionConfigurationError);
+    return;
+  }
+  if (meta.root.inheritanceType === 'tpt') {
+    errors.push(
+      config(
+        'DELETION_CONFIG_INHERITANCE',
+        { entity: meta.className },
+        'table-per-type inheritance spreads each row over several tables, which the deletion statements do not join.',
+        'use single-table inheritance, or declare no deletion policy or validator on this entity.',
+      ),
+    );
+  }
+  if (meta.primaryKeys.length > 1 && (relations.length > 0 || tombstone !== undefined)) {
+    errors.push(
+      config(
+        'DELETION_CONFIG_COMPOSITE_KEY',
+        { entity: meta.className, relation: relations[0]?.relation },
+        `${meta.className} has a composite primary key: its children's foreign keys span several columns, which deletion requests and batches do not walk.`,
+        'declare no relation policy or tombstone on it (its @ValidateBeforeDestroy() validators still run), and let MikroORM or the database handle its children.',
+      ),
+    );
+  }
 }
 
 function normalize(input: RelationPolicyInput): { policy: PolicyName; batchSize?: number } {

@@ -4,7 +4,7 @@ import { DeletionConfigurationError } from '../errors/deletion-configuration.err
 import type { ResolvedDeletionOptions } from '../interfaces/deletion-module-options.interface.js';
 import { DeletionOrphan } from '../outbox/deletion-orphan.entity.js';
 import { DeletionRequest } from '../outbox/deletion-request.entity.js';
-import { isAsyncPolicy } from '../policies/policy-names.js';
+import { semanticsOf } from '../policies/policy-semantics.js';
 import { PolicyRegistry } from './policy-registry.js';
 import { resolvePolicies } from './policy-resolver.js';
 
@@ -23,7 +23,7 @@ export function createPolicyRegistry(orm: MikroORM, options: ResolvedDeletionOpt
     decorated: getDependentDeclarations(),
     defaultBatchSize: options.batchSize,
   });
-  const queued = registry.all().some((p) => p.tombstone !== undefined || p.relations.some((r) => isAsyncPolicy(r.policy)));
+  const queued = registry.all().some((p) => p.tombstone !== undefined || p.relations.some((r) => semanticsOf(r.policy).queued));
   const registered = [DeletionRequest, DeletionOrphan].every((cls) => orm.getMetadata().find(cls as never));
   if (queued && !registered) {
     throw DeletionConfigurationError.create(

@@ -1,6 +1,7 @@
 import { MikroORM, type EntityManager } from '@mikro-orm/core';
 import { Inject, Injectable, Logger } from '@nestjs/common';
-import { fieldOf, qualifiedTable } from '../cascade/relation-queries.js';
+import { semanticsOf } from '../policies/policy-semantics.js';
+import { missingParents } from '../sql/request-statements.js';
 import { RESOLVED_DELETION_OPTIONS } from '../deletion.constants.js';
 import type { ResolvedDeletionOptions } from '../interfaces/deletion-module-options.interface.js';
 import { DeletionRequest } from '../outbox/deletion-request.entity.js';
@@ -35,9 +36,8 @@ export class OrphanSweeper {
   /** The relations the sweeper watches. */
   relations(): RelationPolicy[] {
     return this.registry
-      .all()
-      .filter((policy) => policy.tombstone === undefined)
-      .flatMap((policy) => policy.relations.filter((r) => r.policy === 'destroyAsync' || r.policy === 'deleteAllAsync'));
+      .relations()
+      .filter((relation) => semanticsOf(relation.policy).deletedAfterParent && this.registry.forEntityName(relation.entity)?.tombstone === undefined);
   }
 
   async sweep(): Promise<SweepReport> {
@@ -57,27 +57,12 @@ export class OrphanSweeper {
     return report;
   }
 
-  /**
-   * One statement: distinct foreign-key values of the child table with no parent row, not listed
-   * in an open request that walks the same relation. It reads one snapshot, so a parent deleted by a
-   * transaction that commits meanwhile is seen either with its row or with its request.
-   */
+  /** Parents gone whose children remain, not walked by an open request (see `missingParents`). */
   private async missingParents(em: EntityManager, relation: RelationPolicy): Promise<unknown[]> {
-    const q = (name: string) => em.getPlatform().quoteIdentifier(name);
-    const { childMeta, parentMeta } = relation;
-    const fk = q(fieldOf(childMeta.properties[relation.childProperty as never]));
-    const parentPk = q(fieldOf(parentMeta.properties[parentMeta.primaryKeys[0] as never]));
-    const requests = em.getMetadata().get(DeletionRequest);
-    const col = (prop: string) => q(fieldOf(requests.properties[prop as never]));
-    const sql =
-      `select distinct c.${fk} as parent_id from ${qualifiedTable(em, childMeta.tableName, childMeta.schema)} c ` +
-      `where c.${fk} is not null ` +
-      `and not exists (select 1 from ${qualifiedTable(em, parentMeta.tableName, parentMeta.schema)} p where p.${parentPk} = c.${fk}) ` +
-      `and not exists (select 1 from ${qualifiedTable(em, requests.tableName, requests.schema)} r ` +
-      `where r.${col('entity')} = ? and r.${col('state')} in ('pending', 'running') and jsonb_exists(r.${col('progress')}, ?) ` +
-      `and r.${col('parentIds')} @> jsonb_build_array(c.${fk})) ` +
-      `order by 1 limit ?`;
-    const rows = await em.getConnection().execute<{ parent_id: unknown }[]>(sql, [relation.entity, relation.relation, this.options.sweeper.batchSize], 'all', em.getTransactionContext());
-    return rows.map((row: { parent_id: unknown }) => row.parent_id);
+    const walkers = this.registry
+      .all()
+      .filter((policy) => policy.relations.includes(relation))
+      .map((policy) => policy.meta.className);
+    return missingParents(em, relation, walkers, em.getMetadata().get(DeletionRequest), this.options.sweeper.batchSize);
   }
 }

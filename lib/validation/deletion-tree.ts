@@ -1,17 +1,20 @@
-import type { EntityMetadata, FilterQuery } from '@mikro-orm/core';
-import { isAsyncPolicy, type PolicyName } from '../policies/policy-names.js';
+import type { EntityMetadata } from '@mikro-orm/core';
+import { ownValidatorsOf, validatorsOf, type SetValidatorOptions } from '../decorators/validate-before-destroy.decorator.js';
+import { semanticsOf } from '../policies/policy-semantics.js';
 import type { PolicyRegistry, RelationPolicy } from '../registry/policy-registry.js';
-
-/** Policies under which the child rows are deleted (so their validators apply). */
-const DELETING: readonly PolicyName[] = ['destroy', 'deleteAll', 'destroyAsync', 'deleteAllAsync', 'nullifyThenPurge'];
-/** Policies under which the child rows are deleted through the ORM, so their own policies apply too. */
-const RECURSING: readonly PolicyName[] = ['destroy', 'destroyAsync', 'nullifyThenPurge'];
+import type { Hop } from '../sql/rows-under.js';
 
 /**
  * Self-referencing policies (a category's sub-categories) make the policy graph cyclic; the tree is
  * unrolled this many levels deep.
  */
 export const MAX_TREE_DEPTH = 12;
+
+/** Set-based validators that apply to some of a node's rows: those of `meta` (a subclass, or the node's entity). */
+export interface NodeValidators {
+  readonly meta: EntityMetadata;
+  readonly sets: readonly SetValidatorOptions[];
+}
 
 /** One relation path of a deletion: which rows it reaches and what happens to them. */
 export interface DeletionNode {
@@ -20,56 +23,77 @@ export interface DeletionNode {
   readonly meta: EntityMetadata;
   /** How these rows are reached; `undefined` for the rows deleted directly. */
   readonly relation?: RelationPolicy;
-  /** Many-to-one property names from these rows up to the deleted rows, nearest first. */
-  readonly chain: readonly string[];
+  /**
+   * From these rows up to the deleted rows, nearest first (none for the deleted rows). For a
+   * many-to-many relation, from the rows that own the pivot rows (`owner`).
+   */
+  readonly hops: readonly Hop[];
+  /** For a many-to-many relation: the entity whose rows own the pivot rows. */
+  readonly owner?: EntityMetadata;
   /** Whether the rows on this path are deleted (rather than detached, or counted by `restrict`). */
   readonly deleted: boolean;
   /** `now`: in the request's transaction; `later`: in the queue. */
   readonly timing: 'now' | 'later';
+  /** Set-based validators of these rows: the entity's own and inherited ones, then each subclass's own. */
+  readonly sets: readonly NodeValidators[];
+  /** Whether some of these rows (of the entity or a subclass) have instance validators. */
+  readonly instanceValidators: boolean;
 }
 
 /**
- * Unrolls the registry into the relation paths a deletion of `meta` rows reaches. Pure: the same
- * tree serves validation in the request, re-validation in the queue, and the plan.
+ * Unrolls the registry into the relation paths a deletion of `meta` rows reaches. Rows of a
+ * single-table-inheritance entity may be rows of its subclasses: their own policies and validators
+ * apply to those rows, on paths restricted to them. Pure: the same tree serves validation in the
+ * request, re-validation in the queue, and the plan.
  */
 export function deletionTree(registry: PolicyRegistry, meta: EntityMetadata, basePath = meta.className): DeletionNode[] {
-  const root: DeletionNode = { path: basePath, meta, chain: [], deleted: true, timing: 'now' };
-  const nodes = [root];
-  const walk = (parent: DeletionNode, depth: number, later: boolean) => {
+  const nodes: DeletionNode[] = [];
+  const add = (path: string, nodeMeta: EntityMetadata, hops: readonly Hop[], relation: RelationPolicy | undefined, timing: 'now' | 'later', owner?: EntityMetadata) => {
+    const node: DeletionNode = {
+      path,
+      meta: nodeMeta,
+      relation,
+      hops,
+      ...(owner ? { owner } : {}),
+      deleted: relation === undefined || semanticsOf(relation.policy).deletes,
+      timing,
+      ...validatorsOfRows(registry, nodeMeta),
+    };
+    nodes.push(node);
+    return node;
+  };
+  const walk = (parent: DeletionNode, depth: number) => {
     if (depth >= MAX_TREE_DEPTH) {
       return;
     }
-    for (const relation of registry.forMeta(parent.meta)?.relations ?? []) {
-      if (relation.kind === 'm:n') {
-        continue; // only `restrict`, checked by the policy itself
-      }
-      const timing = later || isAsyncPolicy(relation.policy) ? 'later' : 'now';
-      const node: DeletionNode = {
-        path: `${parent.path}.${relation.relation}`,
-        meta: relation.childMeta,
-        relation,
-        chain: [relation.childProperty, ...parent.chain],
-        deleted: DELETING.includes(relation.policy),
-        timing,
-      };
-      nodes.push(node);
-      if (RECURSING.includes(relation.policy)) {
-        walk(node, depth + 1, timing === 'later');
+    // The relations of every row of the parent path, then those only rows of a subclass have.
+    const sources: [EntityMetadata, readonly RelationPolicy[]][] = [
+      [parent.meta, registry.forMeta(parent.meta)?.relations ?? []],
+      ...registry.subclassesWithOwnRules(parent.meta).map((sub): [EntityMetadata, RelationPolicy[]] => [sub, registry.ownRelations(sub)]),
+    ];
+    for (const [upper, relations] of sources) {
+      for (const relation of relations) {
+        const semantics = semanticsOf(relation.policy);
+        const timing = parent.timing === 'later' || semantics.queued ? 'later' : 'now';
+        const manyToMany = relation.kind === 'm:n';
+        const hops = manyToMany ? parent.hops : [{ property: relation.childProperty, lower: relation.childMeta, upper }, ...parent.hops];
+        const node = add(`${parent.path}.${relation.relation}`, relation.childMeta, hops, relation, timing, manyToMany ? upper : undefined);
+        if (semantics.recurses && relation.kind !== 'm:n') {
+          walk(node, depth + 1);
+        }
       }
     }
   };
-  walk(root, 0, false);
+  walk(add(basePath, meta, [], undefined, 'now'), 0);
   return nodes;
 }
 
-/** The rows of `node` under the deleted rows `ids`: nested many-to-one conditions MikroORM joins. */
-export function rowsUnder(node: DeletionNode, ids: readonly unknown[]): FilterQuery<object> {
-  if (node.chain.length === 0) {
-    return { [node.meta.primaryKeys[0]!]: { $in: [...ids] } } as FilterQuery<object>;
-  }
-  let condition: unknown = { $in: [...ids] };
-  for (const property of [...node.chain].reverse()) {
-    condition = { [property]: condition };
-  }
-  return condition as FilterQuery<object>;
+function validatorsOfRows(registry: PolicyRegistry, meta: EntityMetadata): Pick<DeletionNode, 'sets' | 'instanceValidators'> {
+  const own = validatorsOf(meta.class);
+  const subclasses = registry.subclassesWithOwnRules(meta).map((sub) => ({ meta: sub, ...ownValidatorsOf(sub.class) }));
+  const sets = [{ meta, sets: own.sets }, ...subclasses].filter((v) => v.sets.length > 0);
+  return {
+    sets: sets.map(({ meta: m, sets: s }) => ({ meta: m, sets: s })),
+    instanceValidators: own.methods.length > 0 || subclasses.some((sub) => sub.methods.length > 0),
+  };
 }

@@ -1,15 +1,18 @@
-import { helper, raw, type EntityManager, type EntityMetadata } from '@mikro-orm/core';
-import type { SqlEntityManager } from '@mikro-orm/postgresql';
+import { Utils, raw, type EntityManager, type EntityMetadata } from '@mikro-orm/core';
 import { Inject, Injectable } from '@nestjs/common';
-import type { SetValidatorOptions } from '../decorators/validate-before-destroy.decorator.js';
+import { validatorsOf } from '../decorators/validate-before-destroy.decorator.js';
 import { RESOLVED_DELETION_OPTIONS } from '../deletion.constants.js';
 import { DeletionBlockedError, type DeletionBlocker } from '../errors/deletion-blocked.error.js';
 import { DeletionRestrictedError } from '../errors/deletion-restricted.error.js';
 import { DeletionValidationBudgetError } from '../errors/deletion-validation-budget.error.js';
 import type { ResolvedDeletionOptions } from '../interfaces/deletion-module-options.interface.js';
 import { PolicyRegistry } from '../registry/policy-registry.js';
-import { deletionTree, rowsUnder, type DeletionNode } from './deletion-tree.js';
-import { KeptStatements, shapeOf, type SqlFragment } from './kept-statements.js';
+import { EntityTable } from '../sql/entity-table.js';
+import { count, query } from '../sql/execute.js';
+import { countPivotRows, keysOf } from '../sql/relation-statements.js';
+import { rowsUnder, type SqlFragment } from '../sql/rows-under.js';
+import { ValidatorStatements } from '../sql/validator-statements.js';
+import { deletionTree, type DeletionNode } from './deletion-tree.js';
 
 /** Validators' verdict over a deletion: a capped sample of blockers and their total. */
 export interface ValidationVerdict {
@@ -34,6 +37,9 @@ export interface DeletionGuard extends SqlFragment {
   refused(): Promise<void>;
 }
 
+/** Deletions of up to this many rows at once carry their checks in the request row's insert. */
+const MAX_GUARDED_IDS = 8;
+
 /**
  * Hoists child-side validations onto the parent: before a deletion writes anything, every
  * `@ValidateBeforeDestroy()` validator of every entity whose rows it would delete, at any depth, is
@@ -42,7 +48,7 @@ export interface DeletionGuard extends SqlFragment {
  */
 @Injectable()
 export class ValidationHoister {
-  private readonly statements = new KeptStatements();
+  private readonly statements = new ValidatorStatements();
 
   constructor(
     @Inject(PolicyRegistry) private readonly registry: PolicyRegistry,
@@ -54,7 +60,8 @@ export class ValidationHoister {
    * checks the rows themselves only (a set-based delete skips their own policies).
    */
   async assertDeletable(em: EntityManager, roots: DeletionRoots, { descend = true } = {}): Promise<void> {
-    const tree = descend ? deletionTree(this.registry, roots.meta, roots.path) : deletionTree(this.registry, roots.meta, roots.path).slice(0, 1);
+    const full = deletionTree(this.registry, roots.meta, roots.path);
+    const tree = descend ? full : full.slice(0, 1);
     const verdict = await this.evaluate(em, roots, tree);
     if (verdict.total > 0) {
       throw DeletionBlockedError.create({
@@ -72,23 +79,28 @@ export class ValidationHoister {
    * for a deletion that writes a request row: the row is inserted only where the condition holds,
    * which saves the request a round trip per check. When the insert is refused, `refused()` runs
    * the full checks (and throws with the blockers). `undefined` when some check is not a statement
-   * (instance validators) or the deletion is of too many rows at once: use `assertDeletable`.
+   * (instance validators, a queued many-to-many `restrict`) or the deletion is of many rows at
+   * once: use `assertDeletable`.
    */
   guard(em: EntityManager, roots: DeletionRoots): DeletionGuard | undefined {
-    if (!KeptStatements.keeps(roots.ids)) {
+    if (roots.ids.length > MAX_GUARDED_IDS) {
       return undefined;
     }
     const parts: SqlFragment[] = [];
     for (const node of deletionTree(this.registry, roots.meta, roots.path)) {
-      const validators = node.deleted ? this.registry.forMeta(node.meta)?.validators : undefined;
-      if (validators && validators.methods.length > 0) {
+      if (node.deleted && node.instanceValidators) {
         return undefined;
       }
-      for (const set of validators?.sets ?? []) {
-        parts.push(this.statements.get(set, `exists:${shapeOf(node)}`, roots.ids, () => this.blockerExists(em, node, roots.ids, set.where)));
+      if (node.deleted) {
+        for (const { meta, sets } of node.sets) {
+          parts.push(...sets.map((set) => this.statements.exists(em, meta, node.hops, roots.ids, set)));
+        }
       }
       if (node.relation?.policy === 'restrict' && node.timing === 'later') {
-        parts.push(this.statements.get(node.relation, `exists:${shapeOf(node)}`, roots.ids, () => this.blockerExists(em, node, roots.ids)));
+        if (node.owner) {
+          return undefined;
+        }
+        parts.push(this.statements.exists(em, node.meta, node.hops, roots.ids));
       }
     }
     return {
@@ -96,16 +108,6 @@ export class ValidationHoister {
       params: parts.flatMap((part) => part.params),
       refused: () => this.assertDeletable(em, roots),
     };
-  }
-
-  /** `select 1` from the rows of `node` under `ids` that match `where`: one of them blocks. */
-  private blockerExists(em: EntityManager, node: DeletionNode, ids: readonly unknown[], where?: object): SqlFragment {
-    const qb = (em as SqlEntityManager)
-      .createQueryBuilder(node.meta.class as new () => object, 'v')
-      .select(raw('1') as never)
-      .where((where ? { $and: [rowsUnder(node, ids), where] } : rowsUnder(node, ids)) as never)
-      .setFlag('DISABLE_PAGINATE' as never);
-    return { sql: qb.getQuery(), params: [...qb.getParams()] };
   }
 
   /**
@@ -119,15 +121,9 @@ export class ValidationHoister {
       if (relation?.policy !== 'restrict' || node.timing !== 'later') {
         continue;
       }
-      const where = rowsUnder(node, roots.ids);
-      const count = await em.count(node.meta.class, where, { filters: false });
+      const count = await this.countRestricted(em, node, roots.ids);
       if (count > 0) {
-        const sample = await em.find(node.meta.class as new () => Record<string, unknown>, where as never, {
-          fields: [relation.childProperty] as never,
-          limit: this.options.validation.maxBlockers,
-          filters: false,
-        });
-        const parents = [...new Set(sample.map((row) => helper(row[relation.childProperty] as object).getPrimaryKey()))];
+        const parents = node.owner ? [...roots.ids] : await this.restrictedParents(em, node, roots.ids);
         throw DeletionRestrictedError.create({
           entity: relation.entity,
           id: parents.length === 1 ? parents[0] : parents,
@@ -139,25 +135,43 @@ export class ValidationHoister {
     }
   }
 
+  /** A sample of the parents whose children a queued `restrict` counts: the rows it refuses to delete. */
+  private async restrictedParents(em: EntityManager, node: DeletionNode, ids: readonly unknown[]): Promise<unknown[]> {
+    const { table, from, where } = rowsUnder(em, node.meta, node.hops, ids);
+    const parent = EntityTable.of(em, node.hops[0]!.upper);
+    const sql = `select distinct ${table.column(node.relation!.childProperty, 'v')} as "p0" from ${from} where ${where.sql} order by 1 limit ?`;
+    const rows = await query(em, sql, [...where.params, this.options.validation.maxBlockers]);
+    return rows.map((row) => parent.keys.toJson(parent.keys.fromRow(row, 'p')));
+  }
+
+  /** Rows that a `restrict` node counts under `ids`: children, or pivot rows for a many-to-many relation. */
+  async countRestricted(em: EntityManager, node: DeletionNode, ids: readonly unknown[]): Promise<number> {
+    if (node.owner) {
+      const owners = rowsUnder(em, node.owner, node.hops, ids);
+      return countPivotRows(em, node.relation!, keysOf(owners.table, owners.from, owners.where));
+    }
+    const { from, where } = rowsUnder(em, node.meta, node.hops, ids);
+    return count(em, `select count(*) as n from ${from} where ${where.sql}`, where.params);
+  }
+
   /** Every validator's verdict over the given relation paths, without throwing on a refusal. */
   async evaluate(em: EntityManager, roots: DeletionRoots, nodes: readonly DeletionNode[]): Promise<ValidationVerdict> {
     const cap = this.options.validation.maxBlockers;
     const verdict: ValidationVerdict = { blockers: [], total: 0, byPath: new Map() };
     const budget = { left: this.options.validation.maxInstances };
     for (const node of nodes.filter((n) => n.deleted)) {
-      const validators = this.registry.forMeta(node.meta)?.validators;
-      if (!validators) {
-        continue;
-      }
       const found: DeletionBlocker[] = [];
       let total = 0;
-      for (const set of validators.sets) {
-        const result = await this.evaluateSet(em, node, roots.ids, set, cap);
-        found.push(...result.blockers);
-        total += result.total;
+      for (const { meta, sets } of node.sets) {
+        for (const set of sets) {
+          const { table, sql, params } = this.statements.sample(em, meta, node.hops, roots.ids, set, cap);
+          const rows = await query(em, sql, params);
+          total += Number(rows[0]?.blocked_total ?? 0);
+          found.push(...rows.map((row) => ({ entity: meta.className, id: table.keys.toJson(table.keys.fromRow(row, 'k')), path: node.path, reason: set.message })));
+        }
       }
-      if (validators.methods.length > 0) {
-        const result = await this.evaluateInstances(em, node, roots, validators.methods, budget);
+      if (node.instanceValidators) {
+        const result = await this.evaluateInstances(em, node, roots, budget);
         found.push(...result);
         total += result.length;
       }
@@ -170,57 +184,41 @@ export class ValidationHoister {
     return verdict;
   }
 
-  /** One statement: a sample of the matching rows with the total from a window count. */
-  private async evaluateSet(em: EntityManager, node: DeletionNode, ids: readonly unknown[], set: SetValidatorOptions, cap: number) {
-    const pk = node.meta.primaryKeys[0]!;
-    const { sql, params } = this.statements.get(set, `sample:${shapeOf(node)}:${cap}`, ids, () => {
-      const qb = (em as SqlEntityManager)
-        .createQueryBuilder(node.meta.class as new () => object, 'v')
-        .select([`v.${pk}`, raw('count(*) over() as blocked_total')] as never)
-        .where({ $and: [rowsUnder(node, ids), set.where] } as never)
-        .orderBy({ [pk]: 'asc' } as never)
-        .limit(cap)
-        .setFlag('DISABLE_PAGINATE' as never);
-      return { sql: qb.getQuery(), params: [...qb.getParams()] };
-    });
-    const rows: Record<string, unknown>[] = await em.getConnection().execute(sql, params, 'all', em.getTransactionContext());
-    const idField = (node.meta.properties[pk as never] as { fieldNames: string[] }).fieldNames[0]!;
-    return {
-      total: Number(rows[0]?.blocked_total ?? 0),
-      blockers: rows.map((row) => ({ entity: node.meta.className, id: row[idField] ?? row[pk], path: node.path, reason: set.message })),
-    };
-  }
-
-  private async evaluateInstances(
-    em: EntityManager,
-    node: DeletionNode,
-    roots: DeletionRoots,
-    methods: readonly string[],
-    budget: { left: number },
-  ): Promise<DeletionBlocker[]> {
+  /** Runs each row's instance validators (those of its own class, inherited ones included). */
+  private async evaluateInstances(em: EntityManager, node: DeletionNode, roots: DeletionRoots, budget: { left: number }): Promise<DeletionBlocker[]> {
     const blockers: DeletionBlocker[] = [];
-    const check = async (entity: Record<string, unknown>) => {
-      for (const method of methods) {
-        const reason = await runValidator(entity, method);
-        if (reason) {
-          blockers.push({ entity: node.meta.className, id: entity[node.meta.primaryKeys[0]!], path: node.path, reason });
+    const check = async (entity: object) => {
+      const meta = em.getMetadata().find(entity.constructor) ?? node.meta;
+      const { keys } = EntityTable.of(em, meta);
+      for (const method of validatorsOf(entity.constructor).methods) {
+        const reason = await runValidator(entity as Record<string, unknown>, method);
+        if (reason !== undefined) {
+          const key = meta.primaryKeys.length === 1 ? (entity as Record<string, unknown>)[meta.primaryKeys[0]!] : meta.primaryKeys.map((pk) => (entity as Record<string, unknown>)[pk]);
+          blockers.push({ entity: meta.className, id: keys.toJson(key), path: node.path, reason });
         }
       }
     };
-    if (node.chain.length === 0 && roots.entities) {
+    if (node.hops.length === 0 && roots.entities) {
       for (const entity of roots.entities) {
-        await check(entity as Record<string, unknown>);
+        await check(entity);
       }
       return blockers;
     }
-    const pk = node.meta.primaryKeys[0]!;
-    const page = this.options.batchSize;
+    const under = rowsUnder(em, node.meta, node.hops, roots.ids);
+    const keys = keysOf(under.table, under.from, under.where);
+    const pks = node.meta.primaryKeys;
+    const keyProperty = pks.length === 1 ? pks[0]! : Utils.getPrimaryKeyHash(pks);
+    // Composite keys are loaded in one page: the budget bounds it.
+    const page = pks.length === 1 ? this.options.batchSize : budget.left + 1;
     let cursor: unknown;
     for (;;) {
       const fork = em.fork({ clear: true, keepTransactionContext: true });
-      const where = cursor === undefined ? rowsUnder(node, roots.ids) : { $and: [rowsUnder(node, roots.ids), { [pk]: { $gt: cursor } }] };
+      const where: Record<string, unknown> = { [keyProperty]: { $in: raw(keys.sql, [...keys.params]) } };
+      if (cursor !== undefined) {
+        where[`$and`] = [{ [pks[0]!]: { $gt: cursor } }];
+      }
       const rows = await fork.find(node.meta.class as new () => Record<string, unknown>, where as never, {
-        orderBy: { [pk]: 'asc' } as never,
+        orderBy: Object.fromEntries(pks.map((pk) => [pk, 'asc'])) as never,
         limit: Math.min(page, budget.left + 1),
         filters: false,
       });
@@ -231,20 +229,24 @@ export class ValidationHoister {
       for (const row of rows) {
         await check(row);
       }
-      if (rows.length < page) {
+      if (rows.length < page || pks.length > 1) {
         return blockers;
       }
-      cursor = rows.at(-1)![pk];
+      cursor = rows.at(-1)![pks[0]!];
     }
   }
 }
 
-/** A validator refuses by returning a non-empty reason or by throwing (its message is the reason). */
+/**
+ * A validator refuses by returning a non-empty reason or by throwing anything at all: a throw
+ * with no message still refuses, with a reason that says so. Fail closed.
+ */
 async function runValidator(entity: Record<string, unknown>, method: string): Promise<string | undefined> {
   try {
     const result = await (entity[method] as () => unknown).call(entity);
     return typeof result === 'string' && result.length > 0 ? result : undefined;
   } catch (error) {
-    return error instanceof Error ? error.message : String(error);
+    const message = error instanceof Error ? error.message : String(error);
+    return message.length > 0 ? message : `${method}() threw ${error instanceof Error ? error.name : JSON.stringify(error)} without a message`;
   }
 }

@@ -1,0 +1,222 @@
+import { BigIntType, type EntityMetadata, type EntityProperty } from '@mikro-orm/core';
+import { DeletionConfigurationError } from '../errors/deletion-configuration.error.js';
+import { DeletionInvalidIdError } from '../errors/deletion-invalid-id.error.js';
+
+/** The key types the library can bind, compare and store: every shape MikroORM maps to them. */
+export type KeyKind = 'integer' | 'bigint' | 'uuid' | 'string';
+
+/** How a key is kept in a deletion request's JSON: numbers for integers, strings for the rest. */
+export type JsonKey = number | string | JsonKey[];
+
+/** One primary-key column: its property, its column and how its values are typed. */
+export interface KeyColumn {
+  readonly property: string;
+  readonly field: string;
+  readonly kind: KeyKind;
+  /** The JS type MikroORM hydrates a bigint column as (`BigIntType`'s mode). */
+  readonly js: 'number' | 'bigint' | 'string';
+  readonly prop: EntityProperty;
+}
+
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+const INTEGER = /^-?\d+$/;
+const INT4 = { min: -2147483648, max: 2147483647 };
+const INT8 = { min: -(2n ** 63n), max: 2n ** 63n - 1n };
+
+const INTEGER_COLUMNS = new Set(['int', 'integer', 'int4', 'int2', 'smallint', 'serial', 'serial4', 'smallserial', 'serial2']);
+const BIGINT_COLUMNS = new Set(['bigint', 'int8', 'bigserial', 'serial8']);
+const STRING_COLUMNS = /^(varchar|character varying|text|char|character|bpchar|citext)\b/;
+
+const byMeta = new WeakMap<EntityMetadata, EntityKeys>();
+
+/**
+ * The primary key of an entity as the library handles it: which columns, of which type; how a value
+ * given by a caller is checked (ids are values, never filters), bound as a statement parameter, and
+ * stored in and read back from a request's JSON without loss. Built from MikroORM's metadata, once.
+ */
+export class EntityKeys {
+  private constructor(
+    readonly entity: string,
+    readonly columns: readonly KeyColumn[],
+  ) {}
+
+  /**
+   * The keys of `meta`. A key type the library cannot compare and store safely fails with
+   * `DELETION_CONFIG_KEY_TYPE`, naming the entity and the supported types.
+   */
+  static of(meta: EntityMetadata): EntityKeys {
+    let keys = byMeta.get(meta);
+    if (!keys) {
+      keys = new EntityKeys(
+        meta.className,
+        meta.primaryKeys.map((name) => keyColumn(meta, meta.properties[name as never] as EntityProperty)),
+      );
+      byMeta.set(meta, keys);
+    }
+    return keys;
+  }
+
+  get composite(): boolean {
+    return this.columns.length > 1;
+  }
+
+  /**
+   * Checks a caller's id and returns it as MikroORM hydrates it (a `bigint` for a bigint key mapped
+   * to `bigint`, a lower-case uuid, …). For a composite key, an array of the components in
+   * primary-key order. Anything else throws `DeletionInvalidIdError` (HTTP 400).
+   */
+  parse(id: unknown): unknown {
+    if (this.composite) {
+      if (!Array.isArray(id) || id.length !== this.columns.length) {
+        throw DeletionInvalidIdError.create(this.entity, id, `an array of ${this.columns.length} values (${this.columns.map((c) => c.property).join(', ')})`);
+      }
+      return this.columns.map((column, i) => this.parseColumn(column, id[i], id));
+    }
+    return this.parseColumn(this.columns[0]!, id, id);
+  }
+
+  /** The key as stored in a request's JSON (`JSON.stringify` never meets a bigint). */
+  toJson(key: unknown): JsonKey {
+    if (this.composite) {
+      return this.columns.map((column, i) => columnToJson(column, (key as unknown[])[i]));
+    }
+    return columnToJson(this.columns[0]!, key);
+  }
+
+  /** A key read back from a request's JSON (or a column's text), typed as MikroORM hydrates it. */
+  fromJson(value: unknown): unknown {
+    if (this.composite) {
+      return this.columns.map((column, i) => columnFromJson(column, (value as unknown[])[i]));
+    }
+    return columnFromJson(this.columns[0]!, value);
+  }
+
+  /** The statement parameters of one key, one per column, converted as MikroORM binds them. */
+  bind(key: unknown): unknown[] {
+    if (this.composite) {
+      return this.columns.map((column, i) => bindColumn(column, (key as unknown[])[i]));
+    }
+    return [bindColumn(this.columns[0]!, key)];
+  }
+
+  /** A key from a row a hand-written statement returned, its columns aliased `alias0`, `alias1`, … */
+  fromRow(row: Record<string, unknown>, alias: string): unknown {
+    const values = this.columns.map((column, i) => columnFromJson(column, row[`${alias}${i}`]));
+    return this.composite ? values : values[0];
+  }
+
+  private parseColumn(column: KeyColumn, value: unknown, whole: unknown): unknown {
+    const invalid = () => DeletionInvalidIdError.create(this.entity, whole, expectation(column));
+    switch (column.kind) {
+      case 'uuid':
+        if (typeof value !== 'string' || !UUID.test(value)) {
+          throw invalid();
+        }
+        return value.toLowerCase();
+      case 'string':
+        if (typeof value !== 'string') {
+          throw invalid();
+        }
+        return value;
+      case 'integer': {
+        const n = integerOf(value);
+        if (n === undefined || n < BigInt(INT4.min) || n > BigInt(INT4.max)) {
+          throw invalid();
+        }
+        return Number(n);
+      }
+      case 'bigint': {
+        const n = integerOf(value);
+        if (n === undefined || n < INT8.min || n > INT8.max || (column.js === 'number' && !Number.isSafeInteger(Number(n)))) {
+          throw invalid();
+        }
+        return column.js === 'bigint' ? n : column.js === 'number' ? Number(n) : n.toString();
+      }
+    }
+  }
+}
+
+function keyColumn(meta: EntityMetadata, prop: EntityProperty): KeyColumn {
+  const base = { property: prop.name, field: prop.fieldNames[0]!, prop };
+  const column = String(prop.columnTypes?.[0] ?? prop.type ?? '').toLowerCase().trim();
+  if (prop.customType instanceof BigIntType) {
+    return { ...base, kind: 'bigint', js: prop.customType.mode ?? 'bigint' };
+  }
+  if (prop.customType === undefined && prop.fieldNames.length === 1) {
+    if (column === 'uuid' && prop.runtimeType === 'string') {
+      return { ...base, kind: 'uuid', js: 'string' };
+    }
+    if (INTEGER_COLUMNS.has(column) && prop.runtimeType === 'number') {
+      return { ...base, kind: 'integer', js: 'number' };
+    }
+    if (BIGINT_COLUMNS.has(column) && (prop.runtimeType === 'number' || prop.runtimeType === 'string' || prop.runtimeType === 'bigint')) {
+      return { ...base, kind: 'bigint', js: prop.runtimeType as KeyColumn['js'] };
+    }
+    if (STRING_COLUMNS.test(column) && prop.runtimeType === 'string') {
+      return { ...base, kind: 'string', js: 'string' };
+    }
+  }
+  throw DeletionConfigurationError.create(
+    'DELETION_CONFIG_KEY_TYPE',
+    { entity: meta.className },
+    `its primary key ${meta.className}.${prop.name} (column type "${column || 'unknown'}") is of a type deletions cannot bind, compare and store safely.`,
+    'use an integer, bigint (as bigint, number or string), uuid or varchar/text primary key, or declare no deletion policy or validator on this entity.',
+  );
+}
+
+function expectation(column: KeyColumn): string {
+  switch (column.kind) {
+    case 'uuid':
+      return `a uuid for ${column.property}`;
+    case 'string':
+      return `a string for ${column.property}`;
+    case 'integer':
+      return `an integer for ${column.property}`;
+    case 'bigint':
+      return column.js === 'number' ? `a safe integer for ${column.property}` : `a 64-bit integer (bigint or decimal string) for ${column.property}`;
+  }
+}
+
+/** An integer given as a number, a bigint or a decimal string; `undefined` for anything else. */
+function integerOf(value: unknown): bigint | undefined {
+  if (typeof value === 'number') {
+    return Number.isSafeInteger(value) ? BigInt(value) : undefined;
+  }
+  if (typeof value === 'bigint') {
+    return value;
+  }
+  if (typeof value === 'string' && INTEGER.test(value) && value.length <= 20) {
+    return BigInt(value);
+  }
+  return undefined;
+}
+
+function columnToJson(column: KeyColumn, value: unknown): JsonKey {
+  switch (column.kind) {
+    case 'integer':
+      return Number(value);
+    case 'bigint':
+      // A bigint key mapped to `number` stays a number (MikroORM's own JSON form); others are decimal strings.
+      return column.js === 'number' ? Number(value) : String(value);
+    case 'uuid':
+      return String(value).toLowerCase();
+    case 'string':
+      return String(value);
+  }
+}
+
+function columnFromJson(column: KeyColumn, value: unknown): unknown {
+  switch (column.kind) {
+    case 'integer':
+      return Number(value);
+    case 'bigint':
+      return column.js === 'bigint' ? BigInt(String(value)) : column.js === 'number' ? Number(value) : String(value);
+    case 'uuid':
+    case 'string':
+      return String(value);
+  }
+}
+
+function bindColumn(column: KeyColumn, value: unknown): unknown {
+  return column.kind === 'bigint' ? String(value) : value;
+}

@@ -1,0 +1,161 @@
+import { type EntityManager, type EntityMetadata, type EntityProperty, type FilterQuery } from '@mikro-orm/core';
+import type { RelationPolicy } from '../registry/policy-registry.js';
+import { EntityTable, quote } from './entity-table.js';
+import { count, query, run } from './execute.js';
+import { rowsUnder, type SqlFragment } from './rows-under.js';
+
+/**
+ * The statements a policy issues for one relation and a set of parent keys. Each names the child
+ * table as MikroORM resolves it and keeps to the relation's target (a subclass's rows only, for a
+ * relation typed to one). Filters never apply: a deletion must see every child that references
+ * the parent, whatever the application hides.
+ */
+export class RelationStatements {
+  private readonly hop;
+
+  constructor(private readonly relation: RelationPolicy) {
+    // The parents are the given keys: their table need not be joined, whatever their subclass.
+    this.hop = [{ property: relation.childProperty, lower: relation.childMeta, upper: relation.parentMeta.root }] as const;
+  }
+
+  /** The children of these parents: `from` and `where` over the child table, aliased `v`. */
+  private children(em: EntityManager, parentIds: readonly unknown[]) {
+    return rowsUnder(em, this.relation.childMeta, this.hop, parentIds);
+  }
+
+  /** How many children (for `restrict`); pivot rows for a many-to-many relation. */
+  async count(em: EntityManager, parentIds: readonly unknown[]): Promise<number> {
+    if (this.relation.kind === 'm:n') {
+      return countPivotRows(em, this.relation, { sql: placeholders(parentIds.length), params: bindAll(em, this.relation.parentMeta, parentIds) });
+    }
+    const { from, where } = this.children(em, parentIds);
+    return count(em, `select count(*) as n from ${from} where ${where.sql}`, where.params);
+  }
+
+  /** `deleteAll`: one DELETE of every child. */
+  async deleteAll(em: EntityManager, parentIds: readonly unknown[]): Promise<number> {
+    const { table, where } = this.children(em, parentIds);
+    return run(em, `delete from ${table.name} as v where ${where.sql}`, where.params);
+  }
+
+  /** `nullify`: one UPDATE that detaches every child. */
+  async nullify(em: EntityManager, parentIds: readonly unknown[]): Promise<number> {
+    const { table, where } = this.children(em, parentIds);
+    return run(em, `update ${table.name} as v set ${table.column(this.relation.childProperty)} = null where ${where.sql}`, where.params);
+  }
+
+  /** Whether any child is left (a tombstoned parent waits for those). */
+  async any(em: EntityManager, parentIds: readonly unknown[]): Promise<boolean> {
+    const { from, where } = this.children(em, parentIds);
+    const rows = await query(em, `select 1 from ${from} where ${where.sql} limit 1`, where.params);
+    return rows.length > 0;
+  }
+
+  /**
+   * One keyset page of children, loaded as entities (their hooks and validators need them), in key
+   * order after `cursor` (exclusive). MikroORM builds the query, so the entity's own mapping applies.
+   */
+  async page<T extends object>(em: EntityManager, parentIds: readonly unknown[], cursor: unknown, limit: number): Promise<T[]> {
+    const child = EntityTable.of(em, this.relation.childMeta);
+    const pk = child.keys.columns[0]!.property;
+    const where: Record<string, unknown> = { [this.relation.childProperty]: { $in: [...parentIds] } };
+    if (cursor !== undefined && cursor !== null) {
+      where[pk] = { $gt: cursor };
+    }
+    return em.find(this.relation.childMeta.class as new () => T, where as FilterQuery<T>, { orderBy: { [pk]: 'asc' } as never, limit, filters: false });
+  }
+
+  /** The keys of the next `limit` children, in key order: the rows a `deleteAllAsync` batch deletes. */
+  async nextKeys(em: EntityManager, parentIds: readonly unknown[], limit: number): Promise<unknown[]> {
+    const { table, from, where } = this.children(em, parentIds);
+    const rows = await query(em, `select ${table.selectKey('v', 'k')} from ${from} where ${where.sql} order by ${table.keyColumns('v').join(', ')} limit ?`, [...where.params, limit]);
+    return rows.map((row) => table.keys.fromRow(row, 'k'));
+  }
+
+  /**
+   * `deleteAllAsync`: deletes one batch of children. With `keys`, exactly those (the rows the
+   * validators just passed) and only while they still belong to these parents; without, the next
+   * `limit` children in key order, in one statement.
+   */
+  async deleteBatch(em: EntityManager, parentIds: readonly unknown[], limit: number, keys?: readonly unknown[]): Promise<number> {
+    const { table, from, where } = this.children(em, parentIds);
+    if (keys) {
+      const chosen = table.keyIn(keys, 'v');
+      return run(em, `delete from ${table.name} as v where ${where.sql} and ${chosen.sql}`, [...where.params, ...chosen.params]);
+    }
+    const key = table.keyExpression('v');
+    return run(em, `delete from ${table.name} as d where ${table.keyExpression('d')} in (select ${key} from ${from} where ${where.sql} order by ${key} limit ?)`, [
+      ...where.params,
+      limit,
+    ]);
+  }
+
+  /**
+   * `nullifyThenPurge`: detaches the children and records exactly which rows it detached, in one
+   * statement (`UPDATE ... RETURNING` feeding an `INSERT`), so the purge never touches rows whose
+   * foreign key was already NULL. Keys are recorded as the column's text.
+   */
+  async nullifyAndRecord(em: EntityManager, parentIds: readonly unknown[], orphans: EntityMetadata, requestId: string): Promise<number> {
+    const { table, where } = this.children(em, parentIds);
+    const record = EntityTable.of(em, orphans);
+    const sql =
+      `with detached as (update ${table.name} as v set ${table.column(this.relation.childProperty)} = null where ${where.sql} ` +
+      `returning ${table.keyColumns('v')[0]}::text as row_id) ` +
+      `insert into ${record.name} (${record.column('requestId')}, ${record.column('relation')}, ${record.column('rowId')}) ` +
+      `select ?, ?, row_id from detached`;
+    return run(em, sql, [...where.params, requestId, this.relation.relation]);
+  }
+
+  /**
+   * `destroy`: loads the children one keyset page at a time and removes them (`remove`) through a
+   * fork of the ORM that shares the transaction, so their lifecycle hooks and subscribers fire and
+   * their own policies apply. Memory holds one page, whatever the child count.
+   */
+  async destroyPages(
+    em: EntityManager,
+    parentIds: readonly unknown[],
+    pageSize: number,
+    remove: (fork: EntityManager, entities: readonly object[]) => Promise<number>,
+    skip?: (key: unknown) => boolean,
+  ): Promise<number> {
+    const pk = this.relation.childMeta.primaryKeys[0]!;
+    let cursor: unknown;
+    let destroyed = 0;
+    for (;;) {
+      const fork = em.fork({ clear: true, keepTransactionContext: true });
+      const page = await this.page<Record<string, unknown>>(fork, parentIds, cursor, pageSize);
+      destroyed += await remove(fork, skip ? page.filter((row) => !skip(row[pk])) : page);
+      if (page.length < pageSize) {
+        return destroyed;
+      }
+      cursor = page.at(-1)![pk];
+    }
+  }
+}
+
+/**
+ * Pivot rows of a many-to-many relation whose owning side is among `owners` (an SQL list or
+ * subquery of the owning rows' keys, with its parameters). The targets are shared, never counted.
+ */
+export async function countPivotRows(em: EntityManager, relation: RelationPolicy, owners: SqlFragment): Promise<number> {
+  const prop = relation.parentMeta.properties[relation.relation as never] as EntityProperty;
+  const owning = prop.owner ? prop : (relation.childMeta.properties[prop.mappedBy as never] as EntityProperty);
+  const columns = prop.owner ? owning.joinColumns : owning.inverseJoinColumns;
+  const pivot = EntityTable.of(em, em.getMetadata().find(owning.pivotEntity)!);
+  const column = columns.length === 1 ? quote(columns[0]!) : `(${columns.map(quote).join(', ')})`;
+  return count(em, `select count(*) as n from ${pivot.name} where ${column} in (${owners.sql})`, owners.params);
+}
+
+/** A subquery of the keys of the rows `from … where …` (aliased `v`). */
+export function keysOf(table: EntityTable, from: string, where: SqlFragment): SqlFragment {
+  return { sql: `select ${table.keyColumns('v').join(', ')} from ${from} where ${where.sql}`, params: where.params };
+}
+
+function placeholders(n: number): string {
+  return Array.from({ length: n }, () => '?').join(', ') || 'null';
+}
+
+function bindAll(em: EntityManager, meta: EntityMetadata, keys: readonly unknown[]): unknown[] {
+  const { keys: codec } = EntityTable.of(em, meta);
+  return keys.flatMap((key) => codec.bind(key));
+}

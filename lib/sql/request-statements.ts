@@ -1,0 +1,51 @@
+import type { EntityManager, EntityMetadata, EntityProperty } from '@mikro-orm/core';
+import type { RelationPolicy } from '../registry/policy-registry.js';
+import { EntityTable } from './entity-table.js';
+import { query, run } from './execute.js';
+import type { SqlFragment } from './rows-under.js';
+
+/** The columns of a request row, in the order `insertRequest` takes their values. */
+export const REQUEST_COLUMNS = ['id', 'rootId', 'parentId', 'entity', 'parentIds', 'path', 'progress', 'ownWorkDone', 'tombstone', 'state', 'attempts', 'origin'] as const;
+
+/**
+ * `insert into deletion_request …` of one row, from the request entity's metadata (plain SQL: it is
+ * on every deletion's request path). With a `guard`, `insert … select … where <guard>`: the row is
+ * inserted only where the deletion's checks hold. Returns whether a row was inserted.
+ */
+export async function insertRequest(em: EntityManager, requests: EntityMetadata, row: Readonly<Record<(typeof REQUEST_COLUMNS)[number], unknown>>, guard?: SqlFragment): Promise<boolean> {
+  const table = EntityTable.of(em, requests);
+  const platform = em.getPlatform();
+  const values = REQUEST_COLUMNS.map((name) => {
+    const { customType } = requests.properties[name as never] as EntityProperty;
+    return customType ? customType.convertToDatabaseValue(row[name], platform, { mode: 'query' }) : row[name];
+  });
+  const columns = `insert into ${table.name} (${REQUEST_COLUMNS.map((name) => table.column(name)).join(', ')})`;
+  const placeholders = values.map(() => '?').join(', ');
+  const [sql, params] = guard ? [`${columns} select ${placeholders} where ${guard.sql}`, [...values, ...guard.params]] : [`${columns} values (${placeholders})`, values];
+  return (await run(em, sql, params)) > 0;
+}
+
+/**
+ * The sweeper's one statement: distinct foreign-key values of `relation`'s children with no parent
+ * row, not listed in an open request that walks the same relation (`walkers`: the entities whose
+ * requests walk it, the declaring entity and those inheriting it). Keys are compared as the
+ * columns' text, so a request's JSON (numbers for integer keys, strings for bigint, uuid, varchar)
+ * matches whatever the key type. One snapshot: a parent deleted by a transaction that commits
+ * meanwhile is seen either with its row or with its request.
+ */
+export async function missingParents(em: EntityManager, relation: RelationPolicy, walkers: readonly string[], requests: EntityMetadata, limit: number): Promise<unknown[]> {
+  const child = EntityTable.of(em, relation.childMeta);
+  const parent = EntityTable.of(em, relation.parentMeta.root);
+  const request = EntityTable.of(em, requests);
+  const fk = child.column(relation.childProperty, 'c');
+  const sql =
+    `select distinct ${fk} as "p0" from ${child.name} as c ` +
+    `where ${fk} is not null${child.andDiscriminator('c')} ` +
+    `and not exists (select 1 from ${parent.name} as p where ${parent.keyExpression('p')} = ${fk}) ` +
+    `and not exists (select 1 from ${request.name} as r ` +
+    `where r.${request.column('entity')} in (${walkers.map(() => '?').join(', ')}) and r.${request.column('state')} in ('pending', 'running') and jsonb_exists(r.${request.column('progress')}, ?) ` +
+    `and exists (select 1 from jsonb_array_elements_text(r.${request.column('parentIds')}) as walked (key) where walked.key = ${fk}::text)) ` +
+    `order by 1 limit ?`;
+  const rows = await query(em, sql, [...walkers, relation.relation, limit]);
+  return rows.map((row) => parent.keys.fromRow(row, 'p'));
+}

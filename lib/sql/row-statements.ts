@@ -1,0 +1,37 @@
+import type { EntityManager, EntityMetadata } from '@mikro-orm/core';
+import { EntityTable } from './entity-table.js';
+import { query, run } from './execute.js';
+
+/**
+ * Locks the rows `keys` of `meta` (in key order, so overlapping lockers cannot deadlock) and
+ * returns the keys found, as their JSON form; with `live`, only rows whose tombstone column is
+ * still NULL count as found.
+ */
+export async function lockRows(em: EntityManager, meta: EntityMetadata, keys: readonly unknown[], live?: string): Promise<Set<string>> {
+  const table = EntityTable.of(em, meta);
+  const chosen = table.keyIn(keys, 'v');
+  const alive = live === undefined ? '' : ` and ${table.column(live, 'v')} is null`;
+  const sql =
+    `select ${table.selectKey('v', 'k')} from ${table.name} as v where ${chosen.sql}${table.andDiscriminator('v')}${alive} ` +
+    `order by ${table.keyColumns('v').join(', ')} for update`;
+  const rows = await query(em, sql, chosen.params);
+  return new Set(rows.map((row) => JSON.stringify(table.keys.toJson(table.keys.fromRow(row, 'k')))));
+}
+
+/** The JSON form of a key, as `lockRows` reports found keys. */
+export function keyToken(meta: EntityMetadata, key: unknown, em: EntityManager): string {
+  const { keys } = EntityTable.of(em, meta);
+  return JSON.stringify(keys.toJson(key));
+}
+
+/**
+ * Deletes the rows `keys` of `meta` in one statement; `schema`: the change set's own schema, when
+ * MikroORM gave the rows one. `tombstoned`: only rows whose tombstone column is set (a tombstoned
+ * parent's last step).
+ */
+export async function deleteRows(em: EntityManager, meta: EntityMetadata, keys: readonly unknown[], options: { schema?: string; tombstoned?: string } = {}): Promise<number> {
+  const table = EntityTable.of(em, meta, options.schema);
+  const chosen = table.keyIn(keys, 'v');
+  const marked = options.tombstoned === undefined ? '' : ` and ${table.column(options.tombstoned, 'v')} is not null`;
+  return run(em, `delete from ${table.name} as v where ${chosen.sql}${table.andDiscriminator('v')}${marked}`, chosen.params);
+}
