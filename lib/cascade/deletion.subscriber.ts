@@ -2,7 +2,6 @@ import {
   ChangeSetType,
   MikroORM,
   Utils,
-  helper,
   type ChangeSet,
   type EntityManager,
   type EventArgs,
@@ -17,6 +16,7 @@ import { PolicyRegistry, type EntityPolicy } from '../registry/policy-registry.j
 import { ValidationHoister, type DeletionGuard } from '../validation/validation-hoister.js';
 import { CascadeContext } from './cascade-context.js';
 import { CascadeExecutor } from './cascade-executor.js';
+import { EntityKeys } from '../sql/entity-keys.js';
 import { keyToken, lockRows } from '../sql/row-statements.js';
 
 const DELETES: readonly ChangeSetType[] = [ChangeSetType.DELETE, ChangeSetType.DELETE_EARLY];
@@ -146,7 +146,8 @@ export class DeletionSubscriber implements EventSubscriber, OnModuleInit {
    * written: up front, or as the condition of the request row's insert, the deletion's first write.
    */
   private async apply(args: EventArgs<object>, policy: EntityPolicy, group: ChangeSet<object>[]): Promise<void> {
-    const ids = group.map((changeSet) => helper(changeSet.entity).getPrimaryKey());
+    const keys = EntityKeys.of(policy.meta);
+    const ids = group.map((changeSet) => keys.ofEntity(changeSet.entity));
     let guard: DeletionGuard | undefined;
     if (!CascadeContext.currentRequest()) {
       await this.lockParents(args.em, policy, group);
@@ -176,7 +177,8 @@ export class DeletionSubscriber implements EventSubscriber, OnModuleInit {
       return;
     }
     const { meta, tombstone } = policy;
-    const keys = targets.map((entity) => helper(entity).getPrimaryKey());
+    const codec = EntityKeys.of(meta);
+    const keys = targets.map((entity) => codec.ofEntity(entity));
     const found = await lockRows(em, meta, keys, tombstone);
     if (found.size === keys.length) {
       return;

@@ -26,7 +26,7 @@ export abstract class DeletionError extends HttpException {
 
   protected constructor(code: string, message: string, status: HttpStatus, details: Record<string, unknown> = {}) {
     super(
-      { statusCode: status, error: STATUS_TEXT[status] ?? 'Error', code, message, ...details } satisfies DeletionErrorBody,
+      { statusCode: status, error: STATUS_TEXT[status] ?? 'Error', code, message, ...(jsonSafe(details) as Record<string, unknown>) } satisfies DeletionErrorBody,
       status,
     );
     this.name = new.target.name;
@@ -35,4 +35,18 @@ export abstract class DeletionError extends HttpException {
   override getResponse(): DeletionErrorBody {
     return super.getResponse() as DeletionErrorBody;
   }
+}
+
+/** The body goes out as JSON: a bigint key (a `BigIntType` key mapped to `bigint`) as its decimal string. */
+function jsonSafe(value: unknown): unknown {
+  if (typeof value === 'bigint') {
+    return value.toString();
+  }
+  if (Array.isArray(value)) {
+    return value.map(jsonSafe);
+  }
+  if (value !== null && typeof value === 'object' && Object.getPrototypeOf(value) === Object.prototype) {
+    return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, jsonSafe(v)]));
+  }
+  return value;
 }

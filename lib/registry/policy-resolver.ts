@@ -57,9 +57,7 @@ export function resolvePolicies(input: ResolverInput): PolicyRegistry {
     if (definition.options.tombstone) {
       entityOptions.set(meta, { ...entityOptions.get(meta), tombstone: definition.options.tombstone });
     }
-    if (Object.keys(definition.relations).length === 0 && !definition.options.tombstone) {
-      declared.set(meta, declared.get(meta) ?? new Map());
-    }
+    declared.set(meta, declared.get(meta) ?? new Map());
   }
 
   for (const [cls, relations] of input.decorated) {
@@ -102,7 +100,7 @@ export function resolvePolicies(input: ResolverInput): PolicyRegistry {
     if (ownTombstone !== undefined) {
       checkTombstone(meta, ownTombstone, errors);
     }
-    checkShape(meta, relations, tombstone, errors);
+    checkShape(meta, lineage.flatMap((m) => [...(declared.get(m)?.keys() ?? [])]), tombstone, errors);
     policies.push({ meta, relations, tombstone, validators });
   }
 
@@ -260,7 +258,7 @@ function inherit(meta: EntityMetadata, lineage: readonly EntityMetadata[], resol
  * instead: key types they cannot bind and store, table-per-type inheritance, and policies on an
  * entity with a composite key (which may still have validators).
  */
-function checkShape(meta: EntityMetadata, relations: readonly RelationPolicy[], tombstone: string | undefined, errors: DeletionConfigurationError[]): void {
+function checkShape(meta: EntityMetadata, relations: readonly string[], tombstone: string | undefined, errors: DeletionConfigurationError[]): void {
   try {
     EntityKeys.of(meta);
   } catch (error) {
@@ -281,7 +279,7 @@ function checkShape(meta: EntityMetadata, relations: readonly RelationPolicy[], 
     errors.push(
       config(
         'DELETION_CONFIG_COMPOSITE_KEY',
-        { entity: meta.className, relation: relations[0]?.relation },
+        { entity: meta.className, relation: relations[0] },
         `${meta.className} has a composite primary key: its children's foreign keys span several columns, which deletion requests and batches do not walk.`,
         'declare no relation policy or tombstone on it (its @ValidateBeforeDestroy() validators still run), and let MikroORM or the database handle its children.',
       ),

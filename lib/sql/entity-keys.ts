@@ -1,4 +1,4 @@
-import { BigIntType, type EntityMetadata, type EntityProperty } from '@mikro-orm/core';
+import { BigIntType, helper, type EntityMetadata, type EntityProperty } from '@mikro-orm/core';
 import { DeletionConfigurationError } from '../errors/deletion-configuration.error.js';
 import { DeletionInvalidIdError } from '../errors/deletion-invalid-id.error.js';
 
@@ -99,6 +99,12 @@ export class EntityKeys {
     return [bindColumn(this.columns[0]!, key)];
   }
 
+  /** The key of a loaded entity, as `parse` returns keys (an array for a composite key). */
+  ofEntity(entity: object): unknown {
+    const keys = helper(entity).getPrimaryKeys() ?? [];
+    return this.composite ? [...keys] : keys[0];
+  }
+
   /** A key from a row a hand-written statement returned, its columns aliased `alias0`, `alias1`, … */
   fromRow(row: Record<string, unknown>, alias: string): unknown {
     const values = this.columns.map((column, i) => columnFromJson(column, row[`${alias}${i}`]));
@@ -137,6 +143,12 @@ export class EntityKeys {
 }
 
 function keyColumn(meta: EntityMetadata, prop: EntityProperty): KeyColumn {
+  // A key component that is a many-to-one takes the type of the key it references.
+  const target = prop.kind === 'm:1' || prop.kind === '1:1' ? prop.targetMeta : undefined;
+  if (target && target.primaryKeys.length === 1 && prop.fieldNames.length === 1) {
+    const referenced = keyColumn(target, target.properties[target.primaryKeys[0] as never] as EntityProperty);
+    return { ...referenced, property: prop.name, field: prop.fieldNames[0]!, prop };
+  }
   const base = { property: prop.name, field: prop.fieldNames[0]!, prop };
   const column = String(prop.columnTypes?.[0] ?? prop.type ?? '').toLowerCase().trim();
   if (prop.customType instanceof BigIntType) {
