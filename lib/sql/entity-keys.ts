@@ -5,7 +5,7 @@ import { DeletionInvalidIdError } from '../errors/deletion-invalid-id.error.js';
 /** The key types the library can bind, compare and store: every shape MikroORM maps to them. */
 export type KeyKind = 'integer' | 'bigint' | 'uuid' | 'string';
 
-/** How a key is kept in a deletion request's JSON: numbers for integers, strings for the rest. */
+/** How a key is kept in a deletion request's JSON: numbers for integer columns, strings for the rest (bigint as decimal). */
 export type JsonKey = number | string | JsonKey[];
 
 /** One primary-key column: its property, its column and how its values are typed. */
@@ -208,8 +208,8 @@ function columnToJson(column: KeyColumn, value: unknown): JsonKey {
     case 'integer':
       return Number(value);
     case 'bigint':
-      // A bigint key mapped to `number` stays a number (MikroORM's own JSON form); others are decimal strings.
-      return column.js === 'number' ? Number(value) : String(value);
+      // Always a decimal string, however MikroORM maps the column: one JSON form per column type.
+      return String(value);
     case 'uuid':
       return String(value).toLowerCase();
     case 'string':

@@ -193,8 +193,7 @@ export class ValidationHoister {
       for (const method of validatorsOf(entity.constructor).methods) {
         const reason = await runValidator(entity as Record<string, unknown>, method);
         if (reason !== undefined) {
-          const key = meta.primaryKeys.length === 1 ? (entity as Record<string, unknown>)[meta.primaryKeys[0]!] : meta.primaryKeys.map((pk) => (entity as Record<string, unknown>)[pk]);
-          blockers.push({ entity: meta.className, id: keys.toJson(key), path: node.path, reason });
+          blockers.push({ entity: meta.className, id: keys.toJson(keys.ofEntity(entity)), path: node.path, reason });
         }
       }
     };

@@ -122,9 +122,14 @@ export function randomConfigs(seed: number, count: number): PolicyConfig[] {
 
 /**
  * Turns a generated case into rows with ids, and picks the rows to delete. The result prints as
- * the readable diagram of `describeScenario` in fast-check's counterexample.
+ * the readable diagram of `describeScenario` in fast-check's counterexample, under `header`
+ * (by default `configuration #<i> of the pool`).
  */
-export function toScenario(generated: GeneratedCase, pool: readonly PolicyConfig[]): Scenario & { configIndex: number } {
+export function toScenario(
+  generated: GeneratedCase,
+  pool: readonly PolicyConfig[],
+  header: (scenario: Scenario & { configIndex: number }) => string = (scenario) => `configuration #${scenario.configIndex} of the pool`,
+): Scenario & { configIndex: number } {
   interface Pending {
     level: Level;
     node: GenNode;
@@ -174,7 +179,7 @@ export function toScenario(generated: GeneratedCase, pool: readonly PolicyConfig
     })
     .reverse();
   const scenario = { configIndex: generated.configIndex, config: pool[generated.configIndex]!, rows, targets };
-  return Object.assign(scenario, { [fc.toStringMethod]: () => `\nconfiguration #${scenario.configIndex} of the pool\n${describeScenario(scenario)}\n` });
+  return Object.assign(scenario, { [fc.toStringMethod]: () => `\n${header(scenario)}\n${describeScenario(scenario)}\n` });
 }
 
 /** A row's `tag`: fixed per row, so any change to it shows in the comparison. */

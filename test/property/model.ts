@@ -223,7 +223,8 @@ export function expectedSteps(scenario: Scenario): { deletion: Deletion; expecte
   });
 }
 
-export function sortRows(rows: readonly Row[]): Row[] {
+/** Rows in level order, then model-id order (whatever order the lane's keys sort in). */
+export function sortRows<R extends Row>(rows: readonly R[]): R[] {
   return [...rows].sort((a, b) => LEVELS.indexOf(a.level) - LEVELS.indexOf(b.level) || a.id - b.id);
 }
 

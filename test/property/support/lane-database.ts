@@ -1,6 +1,6 @@
 import pg from 'pg';
 import { LEVELS, type Lane, type Level } from '../fixtures/node-lanes.js';
-import type { Row } from '../model.js';
+import { sortRows, type Row } from '../model.js';
 
 /** A row as the database holds it, with L0's tombstone column. */
 export interface StoredRow extends Row {
@@ -10,7 +10,9 @@ export interface StoredRow extends Row {
 /**
  * Direct SQL on the property tests' database, outside MikroORM and the module: clearing a lane,
  * inserting a case's rows, and dumping a lane whole. Plain statements in one round trip each (the
- * simple query protocol takes several statements; every value is a number or a boolean).
+ * simple query protocol takes several statements). Every table and column is written as the lane
+ * spells it (schema-qualified, quoted), every key as a quoted literal of its text, which PostgreSQL
+ * casts to the column's type; a dump reads keys back as text and maps them to the model's ids.
  */
 export class LaneDatabase {
   private constructor(private readonly client: pg.Client) {}
@@ -29,19 +31,21 @@ export class LaneDatabase {
 
   /** Empties the lanes' tables and the module's request tables. */
   async clear(lanes: readonly Lane[]): Promise<void> {
-    const tables = [...lanes.flatMap((lane) => LEVELS.map((level) => lane.tables[level])), 'deletion_orphan', 'deletion_request'];
+    const tables = [...lanes.flatMap((lane) => LEVELS.map((level) => lane.sql.tables[level])), 'deletion_orphan', 'deletion_request'];
     await this.client.query(tables.map((table) => `delete from ${table};`).join('\n'));
   }
 
   async insert(lane: Lane, rows: readonly Row[]): Promise<void> {
+    const { id, parent, tag, blocked } = lane.sql.columns;
+    const key = (modelId: number) => this.client.escapeLiteral(lane.keys.text(modelId));
     const statements: string[] = [];
     for (const level of LEVELS) {
       const root = level === 'l0';
       const values = rows
         .filter((r) => r.level === level)
-        .map((r) => `(${int(r.id)}, ${root ? '' : `${r.parent === null ? 'null' : int(r.parent)}, `}${int(r.tag)}, ${r.blocked ? 'true' : 'false'})`);
+        .map((r) => `(${key(r.id)}, ${root ? '' : `${r.parent === null ? 'null' : key(r.parent)}, `}${int(r.tag)}, ${r.blocked ? 'true' : 'false'})`);
       if (values.length > 0) {
-        statements.push(`insert into ${lane.tables[level]} (id, ${root ? '' : 'parent_id, '}tag, blocked) values ${values.join(', ')};`);
+        statements.push(`insert into ${lane.sql.tables[level]} (${id}, ${root ? '' : `${parent}, `}${tag}, ${blocked}) values ${values.join(', ')};`);
       }
     }
     if (statements.length > 0) {
@@ -49,17 +53,35 @@ export class LaneDatabase {
     }
   }
 
-  /** Every row of the lane, in level and id order. */
+  /**
+   * Every row of the lane, in level and model-id order. A key that is no key of the lane (a row the
+   * library re-keyed, or a foreign key set to another value than null or a parent's key) fails the dump.
+   */
   async dump(lane: Lane): Promise<StoredRow[]> {
+    const { id, parent, tag, blocked, deletedAt } = lane.sql.columns;
     const parts = LEVELS.map((level) => {
-      const parent = level === 'l0' ? 'null::int' : 'parent_id';
-      const tombstone = level === 'l0' ? 'deleted_at is not null' : 'false';
-      return `select '${level}' as level, id, ${parent} as parent, tag, blocked, ${tombstone} as tombstoned, ${LEVELS.indexOf(level)} as ord from ${lane.tables[level]}`;
+      const parentKey = level === 'l0' ? 'null::text' : `${parent}::text`;
+      const tombstone = level === 'l0' ? `${deletedAt} is not null` : 'false';
+      return `select '${level}' as level, ${id}::text as id, ${parentKey} as parent, ${tag} as tag, ${blocked} as blocked, ${tombstone} as tombstoned from ${lane.sql.tables[level]}`;
     });
-    const { rows } = await this.client.query<{ level: Level; id: number; parent: number | null; tag: number; blocked: boolean; tombstoned: boolean }>(
-      `${parts.join(' union all ')} order by ord, id`,
+    const { rows } = await this.client.query<{ level: Level; id: string; parent: string | null; tag: number; blocked: boolean; tombstoned: boolean }>(parts.join(' union all '));
+    const idOf = (text: string, what: string) => {
+      const modelId = lane.keys.idOf(text);
+      if (modelId === undefined) {
+        throw new Error(`lane ${lane.index} holds ${what} ${JSON.stringify(text)}, which is no key of this lane (${lane.keys.label})`);
+      }
+      return modelId;
+    };
+    return sortRows(
+      rows.map(({ level, id: key, parent: parentKey, tag: t, blocked: b, tombstoned }): StoredRow => ({
+        level,
+        id: idOf(key, `a ${level} row keyed`),
+        parent: parentKey === null ? null : idOf(parentKey, `a ${level} row whose parent is`),
+        tag: t,
+        blocked: b,
+        tombstoned,
+      })),
     );
-    return rows.map(({ level, id, parent, tag, blocked, tombstoned }) => ({ level, id, parent, tag, blocked, tombstoned }));
   }
 
   /** Rows of the module's own tables: requests by state, and recorded orphans. */
