@@ -2,6 +2,7 @@ import { InjectQueue, OnWorkerEvent, WorkerHost } from '@nestjs/bullmq';
 import { Inject, Injectable, Logger, type OnApplicationBootstrap, type OnApplicationShutdown, type OnModuleDestroy } from '@nestjs/common';
 import { UnrecoverableError, type Job, type Queue, type Worker } from 'bullmq';
 import { DeletionBlockedError } from '../errors/deletion-blocked.error.js';
+import { DeletionRestrictedError } from '../errors/deletion-restricted.error.js';
 import { DeletionValidationBudgetError } from '../errors/deletion-validation-budget.error.js';
 import { DeletionError } from '../errors/deletion.error.js';
 import { DeletionEvents } from '../events/deletion-events.js';
@@ -29,6 +30,11 @@ export class CascadeProcessor extends WorkerHost implements OnApplicationBootstr
   private ownWorker?: Worker;
   private buildOwnWorker?: () => Worker;
   private readonly lastWarning = new Map<string, number>();
+  /**
+   * Jobs whose last failure `process()` already recorded. BullMQ's `failed` event for them comes
+   * later, possibly after `retry()` reset the request: recording it again would undo the retry.
+   */
+  private readonly recorded = new Set<string>();
   private schedules?: JobSchedules;
 
   constructor(
@@ -117,10 +123,13 @@ export class CascadeProcessor extends WorkerHost implements OnApplicationBootstr
       }
       return { outcome: outcome.kind };
     } catch (error) {
-      // A validator's refusal is not transient: retrying blindly would only fail again.
-      const refused = error instanceof DeletionBlockedError || error instanceof DeletionValidationBudgetError;
+      // A validator's or a `restrict`'s refusal is not transient: retrying blindly would only fail again.
+      const refused = error instanceof DeletionBlockedError || error instanceof DeletionValidationBudgetError || error instanceof DeletionRestrictedError;
       const final = refused || error instanceof UnrecoverableError || job.attemptsMade + 1 >= (job.opts.attempts ?? 1);
       await this.recordFailure(requestId, error, final);
+      if (final) {
+        this.recorded.add(attemptOf(job));
+      }
       if (!final) {
         this.logger.warn(`Deletion request ${requestId} attempt ${job.attemptsMade + 1} failed, will retry: ${(error as Error).message}`);
       }
@@ -134,12 +143,20 @@ export class CascadeProcessor extends WorkerHost implements OnApplicationBootstr
     if (!job || job.name !== CASCADE_JOB) {
       return;
     }
+    if (this.recorded.delete(attemptOf(job))) {
+      return;
+    }
     const requestId = (job.data as Partial<CascadeJobData> | undefined)?.requestId;
     if (!isRequestId(requestId)) {
       this.logger.error(`Job ${job.id} failed: ${error.message}`);
       return;
     }
     if (job.attemptsMade >= (job.opts.attempts ?? 1) || error instanceof UnrecoverableError) {
+      // A job that `retry()` replaced meanwhile is not this request's current attempt any more.
+      const current = await this.queue.getJob(job.id!);
+      if (current && current.timestamp !== job.timestamp) {
+        return;
+      }
       await this.recordFailure(requestId, error, true);
     }
   }
@@ -172,6 +189,11 @@ export class CascadeProcessor extends WorkerHost implements OnApplicationBootstr
     this.events.emit('failed', { requestId: request.id, rootId: request.rootId, entity: request.entity, path: request.path, error });
   }
 
+}
+
+/** One job as added: `retry()` replaces a job under the same id, with a new timestamp. */
+function attemptOf(job: Job): string {
+  return `${job.id}@${job.timestamp}`;
 }
 
 function parsePayload(job: Job): string {

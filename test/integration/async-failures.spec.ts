@@ -5,7 +5,8 @@ import { ASYNC_ENTITIES, Owner } from '../fixtures/async.entities.js';
 import { seedOwner } from '../fixtures/async.seed.js';
 import { createDeletionTestApp, type DeletionTestApp } from '../support/deletion-test-app.js';
 import { waitForState } from '../support/wait.js';
-import { cascadeWorker } from '../support/worker-control.js';
+import { cascadeWorker, whilePaused } from '../support/worker-control.js';
+import { CascadeProcessor } from '../../lib/queue/cascade.processor.js';
 
 let app: DeletionTestApp;
 
@@ -61,6 +62,29 @@ it('a child that refuses deletion fails the request visibly (status, event, erro
     events.off('failed', listener);
     errorLog.mockRestore();
   }
+});
+
+it('a failure reported late for the attempt that retry() replaced does not undo the retry', async () => {
+  const id = await seedOwner(app.em(), { items: 5 });
+  await app.em().getConnection().execute(`update item set label = 'refuse' where id = (select min(id) from item where owner_id = ?)`, [id]);
+  const receipt = await app.deletions.destroy(Owner, id);
+  expect((await waitForState(app.deletions, receipt.requestId!)).state).toBe('failed');
+  const failedJob = (await app.queue.getJob(receipt.requestId!))!;
+  expect(await failedJob.getState()).toBe('failed');
+
+  await app.em().getConnection().execute(`update item set label = 'fixed' where owner_id = ?`, [id]);
+  // The worker waits, so the retried request is still pending when the replaced attempt's 'failed'
+  // event arrives, as it may on a loaded machine.
+  await whilePaused(app, async () => {
+    await app.deletions.retry(receipt.requestId!);
+    await app.module.get(CascadeProcessor).onFailed(failedJob, new Error('late failure of the replaced attempt'));
+    expect((await app.deletions.status(receipt.requestId!)).state).toBe('pending');
+  });
+
+  const done = await waitForState(app.deletions, receipt.requestId!);
+  expect(done.state).toBe('completed');
+  expect(done.errors).toEqual([]);
+  expect(await count(`owner_id = ${id}`)).toBe(0);
 });
 
 it('applies the throttling options to the worker: concurrency, rate limiter, and a pause between batches', async () => {
