@@ -1,4 +1,4 @@
-import type { EntityManager, FilterQuery } from '@mikro-orm/core';
+import { LockMode, type EntityManager, type FilterQuery } from '@mikro-orm/core';
 import { Inject, Injectable } from '@nestjs/common';
 import { EntityRemover } from '../cascade/entity-remover.js';
 import { DeletionOrphan } from '../outbox/deletion-orphan.entity.js';
@@ -81,7 +81,8 @@ export class CascadeBatches {
     const rows = await fork.find(
       child.class,
       { [pk]: { $in: orphans.map((o) => keys.fromJson(o.rowId)) }, [relation.childProperty]: null } as FilterQuery<object>,
-      { filters: false },
+      // Locked: a row re-attached to a parent meanwhile is no longer an orphan of this request.
+      { filters: false, lockMode: LockMode.PESSIMISTIC_WRITE },
     );
     const path = `${request.path}.${relation.relation}`;
     await this.hoister.assertDeletable(fork, { meta: child, ids: rows.map((row) => (row as Record<string, unknown>)[pk]), entities: rows, path });

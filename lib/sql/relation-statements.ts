@@ -1,4 +1,4 @@
-import { type EntityManager, type EntityMetadata, type EntityProperty, type FilterQuery } from '@mikro-orm/core';
+import { LockMode, type EntityManager, type EntityMetadata, type EntityProperty, type FilterQuery } from '@mikro-orm/core';
 import type { RelationPolicy } from '../registry/policy-registry.js';
 import { EntityTable, quote } from './entity-table.js';
 import { count, query, run } from './execute.js';
@@ -62,7 +62,14 @@ export class RelationStatements {
     if (cursor !== undefined && cursor !== null) {
       where[pk] = { $gt: cursor };
     }
-    return em.find(this.relation.childMeta.class as new () => T, where as FilterQuery<T>, { orderBy: { [pk]: 'asc' } as never, limit, filters: false });
+    // Locked: a child moved to another parent, or deleted, after this page is read cannot be deleted
+    // as this parent's (PostgreSQL re-checks a row the lock waited for, and drops it if it moved).
+    return em.find(this.relation.childMeta.class as new () => T, where as FilterQuery<T>, {
+      orderBy: { [pk]: 'asc' } as never,
+      limit,
+      filters: false,
+      lockMode: LockMode.PESSIMISTIC_WRITE,
+    });
   }
 
   /** The keys of the next `limit` children, in key order: the rows a `deleteAllAsync` batch deletes. */
@@ -83,8 +90,11 @@ export class RelationStatements {
       const chosen = table.keyIn(keys, 'v');
       return run(em, `delete from ${table.name} as v where ${where.sql} and ${chosen.sql}`, [...where.params, ...chosen.params]);
     }
+    // The outer condition is re-checked on a row another transaction changed meanwhile: a child moved
+    // to another parent after the subquery chose it stays.
     const key = table.keyExpression('v');
-    return run(em, `delete from ${table.name} as d where ${table.keyExpression('d')} in (select ${key} from ${from} where ${where.sql} order by ${key} limit ?)`, [
+    return run(em, `delete from ${table.name} as v where ${where.sql} and ${key} in (select ${key} from ${from} where ${where.sql} order by ${key} limit ?)`, [
+      ...where.params,
       ...where.params,
       limit,
     ]);
