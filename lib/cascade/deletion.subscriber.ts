@@ -34,6 +34,8 @@ export class DeletionSubscriber implements EventSubscriber, OnModuleInit {
    * anew by every flush, so a flush retried after a rollback applies the policies again.
    */
   private readonly handled = new WeakSet<object>();
+  /** Per entity manager starting a nested transaction, its outer transaction (see `beforeTransactionStart`). */
+  private readonly outerOf = new WeakMap<object, object>();
   /** Change sets this flush turned from DELETE into a tombstone UPDATE. */
   private readonly tombstoned = new WeakSet<object>();
 
@@ -106,6 +108,24 @@ export class DeletionSubscriber implements EventSubscriber, OnModuleInit {
   async beforeUpdate(args: EventArgs<object>): Promise<void> {
     if (args.changeSet && this.tombstoned.has(args.changeSet)) {
       await this.applyToGroup(args, (cs) => this.tombstoned.has(cs));
+    }
+  }
+
+  /**
+   * A nested transaction (a savepoint) starts on the entity manager that received its outer
+   * transaction here: remembered so the savepoint's requests join the outer transaction's.
+   */
+  beforeTransactionStart(args: TransactionEventArgs): void {
+    if (args.transaction) {
+      this.outerOf.set(args.em, args.transaction);
+    }
+  }
+
+  afterTransactionStart(args: TransactionEventArgs): void {
+    const outer = this.outerOf.get(args.em);
+    this.outerOf.delete(args.em);
+    if (outer && args.transaction) {
+      this.publisher.nested(args.transaction, outer);
     }
   }
 

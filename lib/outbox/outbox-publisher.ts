@@ -17,6 +17,8 @@ export class OutboxPublisher implements BeforeApplicationShutdown {
   private readonly logger = new Logger(OutboxPublisher.name);
   /** Request ids waiting for their transaction (keyed by MikroORM's transaction context). */
   private readonly waiting = new WeakMap<object, string[]>();
+  /** A savepoint's outer transaction. */
+  private readonly outer = new WeakMap<object, object>();
 
   private lastConnectionWarning = 0;
   private readonly inFlight = new Set<Promise<boolean>>();
@@ -47,16 +49,29 @@ export class OutboxPublisher implements BeforeApplicationShutdown {
     this.waiting.set(ctx, ids);
   }
 
+  /** `savepoint` is a nested transaction of `outer`: its requests are enqueued when `outer` commits. */
+  nested(savepoint: object, outer: object): void {
+    this.outer.set(savepoint, outer);
+  }
+
   /**
-   * Called when a transaction commits. A released savepoint is not a commit: its requests stay
-   * durable rows that the relay enqueues once the outer transaction has committed.
+   * Called when a transaction commits. A released savepoint is not a commit: its requests move to
+   * its outer transaction, and are enqueued when that one commits (or forgotten if it rolls back).
    */
   committed(ctx: object | undefined): void {
-    if (!ctx || 'savepointName' in ctx) {
+    if (!ctx) {
       return;
     }
     const ids = this.waiting.get(ctx);
     this.waiting.delete(ctx);
+    if ('savepointName' in ctx) {
+      const outer = this.outer.get(ctx);
+      if (outer && ids?.length) {
+        this.waiting.set(outer, [...(this.waiting.get(outer) ?? []), ...ids]);
+      }
+      // Without a known outer transaction, the rows are durable and the relay enqueues them.
+      return;
+    }
     if (ids?.length) {
       // Off the request's path: the rows are committed, so a slow or absent queue delays the
       // cascade, never the response. Shutdown waits for these (see beforeApplicationShutdown).

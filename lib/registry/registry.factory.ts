@@ -33,6 +33,14 @@ export function createPolicyRegistry(orm: MikroORM, options: ResolvedDeletionOpt
       'add ...DELETION_ENTITIES to the `entities` of your MikroORM configuration.',
     );
   }
+  if (registry.all().length > 0 && orm.config.get('implicitTransactions') === false) {
+    throw DeletionConfigurationError.create(
+      'DELETION_CONFIG_TRANSACTIONS',
+      { option: 'implicitTransactions' },
+      "MikroORM's implicitTransactions is false, so a flush runs its statements outside a transaction: a deletion's policies and request row could commit while its parent's DELETE fails.",
+      'set implicitTransactions: true (the default on PostgreSQL) in your MikroORM configuration.',
+    );
+  }
   for (const policy of registry.all()) {
     if (policy.tombstone !== undefined) {
       policy.meta.filters[TOMBSTONE_FILTER] = { name: TOMBSTONE_FILTER, cond: { [policy.tombstone]: null }, default: true };

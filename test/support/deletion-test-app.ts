@@ -34,6 +34,8 @@ export interface DeletionTestAppOptions {
   keepSchema?: boolean;
   /** The Redis the queue connects to; defaults to the test Redis. */
   redisUrl?: string;
+  /** More MikroORM options (e.g. `implicitTransactions`), over the fixture's. */
+  orm?: Partial<Options>;
   /** More modules for the testing module (e.g. `DeletionHealthModule`). */
   imports?: NonNullable<ModuleMetadata['imports']>;
 }
@@ -64,6 +66,7 @@ export async function createDeletionTestApp(options: DeletionTestAppOptions): Pr
         colors: false,
         logger: queries.logger,
         allowGlobalContext: true,
+        ...options.orm,
       }),
       BullModule.forRoot({ connection: redis, prefix: options.queuePrefix ?? options.database }),
       // The relay and the sweeper are off unless a test asks: their periodic queries and jobs would land in counts.

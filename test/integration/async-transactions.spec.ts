@@ -1,0 +1,98 @@
+import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import { DeletionConfigurationError, definePolicy } from '../../lib/index.js';
+import { ASYNC_ENTITIES, Owner } from '../fixtures/async.entities.js';
+import { seedOwner } from '../fixtures/async.seed.js';
+import { createDeletionTestApp, type DeletionTestApp } from '../support/deletion-test-app.js';
+import { requestStates, scalar } from '../support/fault-checks.js';
+import { waitUntil } from '../support/wait.js';
+
+/**
+ * DESIGN 6: a queued cascade is enqueued once the transaction that wrote its request commits, also
+ * when the deletion ran in a nested transaction (a savepoint), and never when an enclosing one
+ * rolls back. The relay is off here, so only that enqueue can run the cascade.
+ */
+describe('deletions inside nested transactions', () => {
+  let app: DeletionTestApp;
+  beforeAll(async () => {
+    app = await createDeletionTestApp({
+      database: 'deletion_async_transactions',
+      entities: ASYNC_ENTITIES,
+      deletion: { policies: [definePolicy(Owner, { items: 'destroyAsync' })] },
+    });
+  });
+  afterAll(() => app?.close());
+
+  const itemsOf = (owner: number) => scalar(app, 'select count(*) from item where owner_id = ?', [owner]);
+  const ownerExists = (owner: number) => scalar(app, 'select count(*) from owner where id = ?', [owner]);
+
+  it('a removal flushed in a savepoint is enqueued when the outer transaction commits, and its cascade completes', async () => {
+    const owner = await seedOwner(app.em(), { items: 4 });
+    const bystander = await seedOwner(app.em(), { items: 2 }, 'bystander');
+    await app.em().transactional(async (outer) => {
+      await outer.transactional(async (inner) => {
+        inner.remove(await inner.findOneOrFail(Owner, owner));
+      });
+    });
+    await waitUntil(async () => (await requestStates(app)).completed === 1, 15_000, 'the request completed');
+    expect(await ownerExists(owner)).toBe(0);
+    expect(await itemsOf(owner)).toBe(0);
+    expect(await itemsOf(bystander)).toBe(2);
+  });
+
+  it('an outer rollback after the savepoint was released leaves no request and no job, and every row', async () => {
+    const owner = await seedOwner(app.em(), { items: 3 });
+    const statesBefore = await requestStates(app);
+    const jobsBefore = await app.queue.getJobCounts();
+    await expect(
+      app.em().transactional(async (outer) => {
+        await outer.transactional(async (inner) => {
+          inner.remove(await inner.findOneOrFail(Owner, owner));
+        });
+        throw new Error('the caller changes its mind');
+      }),
+    ).rejects.toThrow('the caller changes its mind');
+    expect(await requestStates(app)).toEqual(statesBefore);
+    expect(await app.queue.getJobCounts()).toEqual(jobsBefore);
+    expect(await ownerExists(owner)).toBe(1);
+    expect(await itemsOf(owner)).toBe(3);
+  });
+
+  it('a savepoint rolled back inside a committed transaction leaves no request and no job', async () => {
+    const owner = await seedOwner(app.em(), { items: 3 });
+    const statesBefore = await requestStates(app);
+    const jobsBefore = await app.queue.getJobCounts();
+    await app.em().transactional(async (outer) => {
+      await outer
+        .transactional(async (inner) => {
+          inner.remove(await inner.findOneOrFail(Owner, owner));
+          await inner.flush();
+          throw new Error('undo the savepoint');
+        })
+        .catch(() => undefined);
+    });
+    expect(await requestStates(app)).toEqual(statesBefore);
+    expect(await app.queue.getJobCounts()).toEqual(jobsBefore);
+    expect(await ownerExists(owner)).toBe(1);
+    expect(await itemsOf(owner)).toBe(3);
+  });
+});
+
+describe('implicitTransactions: false', () => {
+  it('fails the boot: a flush outside a transaction could write a request for a parent whose DELETE then fails', async () => {
+    const error = await createDeletionTestApp({
+      database: 'deletion_async_no_implicit_trx',
+      entities: ASYNC_ENTITIES,
+      orm: { implicitTransactions: false },
+      deletion: { policies: [definePolicy(Owner, { items: 'destroyAsync' })] },
+    }).then(
+      async (app) => {
+        await app.close();
+        return undefined;
+      },
+      (reason: unknown) => reason,
+    );
+    expect(error).toBeInstanceOf(DeletionConfigurationError);
+    expect(error).toMatchObject({ code: 'DELETION_CONFIG_TRANSACTIONS', option: 'implicitTransactions' });
+    expect((error as Error).message).toContain('implicitTransactions');
+  });
+});
