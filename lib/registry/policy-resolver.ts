@@ -1,5 +1,5 @@
 import { ReferenceKind, type EntityMetadata, type EntityProperty, type MetadataStorage } from '@mikro-orm/core';
-import { validatorsOf } from '../decorators/validate-before-destroy.decorator.js';
+import { ownValidatorsOf, validatorsOf, type SetValidatorOptions } from '../decorators/validate-before-destroy.decorator.js';
 import { DeletionConfigurationError } from '../errors/deletion-configuration.error.js';
 import type { RelationPolicyInput } from '../interfaces/policy-options.interface.js';
 import type { PolicyDefinition } from '../policies/define-policy.js';
@@ -101,6 +101,9 @@ export function resolvePolicies(input: ResolverInput): PolicyRegistry {
       checkTombstone(meta, ownTombstone, errors);
     }
     checkShape(meta, lineage.flatMap((m) => [...(declared.get(m)?.keys() ?? [])]), tombstone, errors);
+    for (const set of ownValidatorsOf(meta.class).sets) {
+      checkValidatorWhere(meta, set, errors);
+    }
     policies.push({ meta, relations, tombstone, validators });
   }
 
@@ -294,4 +297,50 @@ function normalize(input: RelationPolicyInput): { policy: PolicyName; batchSize?
 function unknownEntity(cls: unknown): DeletionConfigurationError {
   const name = typeof cls === 'function' ? cls.name : String(cls);
   return config('DELETION_CONFIG_UNKNOWN_ENTITY', { entity: name }, `${name} is not an entity known to MikroORM.`, `add ${name} to the \`entities\` of your MikroORM configuration, or remove its deletion policy.`);
+}
+
+/**
+ * A set-based validator's `where` must name properties of its entity (or of the entities its
+ * relations lead to): one that names a missing property would never match, and its rows would be
+ * deleted unchecked. Whatever the doctor's mode, the boot stops.
+ */
+function checkValidatorWhere(meta: EntityMetadata, set: SetValidatorOptions, errors: DeletionConfigurationError[]): void {
+  const missing: string[] = [];
+  const visit = (current: EntityMetadata | undefined, where: unknown, path: string) => {
+    if (Array.isArray(where)) {
+      where.forEach((item) => visit(current, item, path));
+      return;
+    }
+    if (where === null || typeof where !== 'object' || where instanceof Date) {
+      return;
+    }
+    for (const [key, value] of Object.entries(where)) {
+      if (key.startsWith('$')) {
+        if (key === '$and' || key === '$or' || key === '$not') {
+          visit(current, value, path);
+        }
+        continue;
+      }
+      if (!current) {
+        continue; // an operator object on a scalar, or an embedded value
+      }
+      const prop = current.properties[key as never] as EntityProperty | undefined;
+      if (!prop) {
+        missing.push(`${path}${key}`);
+        continue;
+      }
+      visit(prop.kind === ReferenceKind.SCALAR || prop.kind === ReferenceKind.EMBEDDED ? undefined : prop.targetMeta, value, `${path}${key}.`);
+    }
+  };
+  visit(meta, set.where, '');
+  if (missing.length > 0) {
+    errors.push(
+      config(
+        'DELETION_CONFIG_VALIDATOR',
+        { entity: meta.className },
+        `the set-based validator "${set.message}" names ${missing.map((m) => `"${m}"`).join(', ')}, which ${meta.className} has no property for: it would never refuse.`,
+        `name properties of ${meta.className} in the validator's where (${meta.props.filter((p) => p.kind === ReferenceKind.SCALAR).map((p) => p.name).join(', ')}).`,
+      ),
+    );
+  }
 }
