@@ -10,6 +10,9 @@ import { DeletionRequest, type RelationProgress } from './deletion-request.entit
 import { OutboxPublisher } from './outbox-publisher.js';
 import type { DeletionGuard } from '../validation/validation-hoister.js';
 
+/** Parent rows per deletion request: more are split into several requests. */
+export const MAX_PARENTS_PER_REQUEST = 1000;
+
 /**
  * Writes deletion requests in the transaction of the delete that causes them, and hands their ids
  * to the {@link OutboxPublisher}, which enqueues them once that transaction has committed.
@@ -35,17 +38,24 @@ export class RequestWriter {
     }
     const rootId = parent?.rootId ?? id;
     const path = parent?.path ?? policy.meta.className;
-    await this.insert(em, {
-      id,
+    const request = (requestId: string, parentId: string | null, keys: readonly unknown[]) => ({
+      id: requestId,
       rootId,
-      parentId: parent?.requestId ?? null,
+      parentId,
       entity: policy.meta.className,
-      parentIds: jsonKeys(policy.meta, parentIds),
+      parentIds: jsonKeys(policy.meta, keys),
       path,
       progress: initialProgress(policy.relations),
       ownWorkDone: false,
       tombstone: policy.tombstone !== undefined,
-    }, guard);
+    });
+    // Every queued batch names its request's parents: a flush of many parents is split, so a batch
+    // costs the same whatever the flush's size. The first request carries the rest as children.
+    const [first = [], ...rest] = chunks(parentIds, MAX_PARENTS_PER_REQUEST);
+    await this.insert(em, request(id, parent?.requestId ?? null, first), guard);
+    for (const keys of rest) {
+      await this.insert(em, request(randomUUID(), id, keys));
+    }
     return { requestId: id, rootId, path, ensureWritten: async () => {} };
   }
 
@@ -133,4 +143,12 @@ function initialProgress(relations: readonly RelationPolicy[]): Record<string, R
 function jsonKeys(meta: EntityMetadata, keys: readonly unknown[]): unknown[] {
   const codec = EntityKeys.of(meta);
   return keys.map((key) => codec.toJson(key));
+}
+
+function chunks<T>(items: readonly T[], size: number): T[][] {
+  const out: T[][] = [];
+  for (let i = 0; i < items.length; i += size) {
+    out.push(items.slice(i, i + size));
+  }
+  return out;
 }

@@ -4,7 +4,7 @@ import { ASYNC_ENTITIES, Owner } from '../fixtures/async.entities.js';
 import { seedOwner } from '../fixtures/async.seed.js';
 import { createDeletionTestApp, type DeletionTestApp } from '../support/deletion-test-app.js';
 import { requestStates, scalar } from '../support/fault-checks.js';
-import { waitUntil } from '../support/wait.js';
+import { waitForState, waitUntil } from '../support/wait.js';
 
 /**
  * DESIGN 6: a queued cascade is enqueued once the transaction that wrote its request commits, also
@@ -94,5 +94,46 @@ describe('implicitTransactions: false', () => {
     expect(error).toBeInstanceOf(DeletionConfigurationError);
     expect(error).toMatchObject({ code: 'DELETION_CONFIG_TRANSACTIONS', option: 'implicitTransactions' });
     expect((error as Error).message).toContain('implicitTransactions');
+  });
+});
+
+/** Issue 12, "many parents": each queued batch names its request's parents, so a large flush is split. */
+describe('a flush that removes thousands of parents', () => {
+  let app: DeletionTestApp;
+  beforeAll(async () => {
+    app = await createDeletionTestApp({
+      database: 'deletion_async_many_parents',
+      entities: ASYNC_ENTITIES,
+      deletion: { batchSize: 500, policies: [definePolicy(Owner, { items: 'destroyAsync' })] },
+    });
+  });
+  afterAll(() => app?.close());
+
+  it('writes one request per 1,000 parents under one root, and the root completes with every child deleted', async () => {
+    await app.em().getConnection().execute(`insert into owner (name) select 'owner ' || g from generate_series(1, 2300) g`);
+    await app.em().getConnection().execute(`insert into item (label, owner_id) select 'item', id from owner`);
+    const bystander = await seedOwner(app.em(), { items: 3 }, 'bystander');
+    const em = app.em();
+    const owners = await em.find(Owner, { id: { $ne: bystander } });
+    owners.forEach((owner) => em.remove(owner));
+    await em.flush();
+
+    const requests = await app
+      .em()
+      .getConnection()
+      .execute<{ id: string; root_id: string; parent_id: string | null; n: number }[]>(
+        'select id, root_id, parent_id, jsonb_array_length(parent_ids) as n from deletion_request order by parent_id nulls first, n desc',
+      );
+    expect(requests.map((r) => r.n)).toEqual([1000, 1000, 300]);
+    const [root, ...rest] = requests;
+    expect(root!.parent_id).toBeNull();
+    expect(rest.every((r) => r.parent_id === root!.id && r.root_id === root!.id)).toBe(true);
+
+    const status = await waitForState(app.deletions, root!.id);
+    expect(status.state).toBe('completed');
+    expect(status.counts).toMatchObject({ requests: 3, completed: 3 });
+    expect(status.progress).toEqual([{ path: 'Owner.items', entity: 'Item', policy: 'destroyAsync', processed: 2300, done: true }]);
+    expect(await scalar(app, 'select count(*) from item')).toBe(3);
+    expect(await scalar(app, 'select count(*) from owner')).toBe(1);
   });
 });
