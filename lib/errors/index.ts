@@ -6,3 +6,4 @@ export * from './deletion-request-not-found.error.js';
 export * from './deletion-blocked.error.js';
 export * from './deletion-validation-budget.error.js';
 export * from './deletion-invalid-id.error.js';
+export * from './deletion-validation-depth.error.js';

@@ -5,8 +5,8 @@ import type { PolicyRegistry, RelationPolicy } from '../registry/policy-registry
 import type { Hop } from '../sql/rows-under.js';
 
 /**
- * Self-referencing policies (a category's sub-categories) make the policy graph cyclic; the tree is
- * unrolled this many levels deep.
+ * A cycle in the policy graph through other entities (A destroys B, B destroys A) is unrolled this
+ * many levels deep; a self-referencing relation is not unrolled but checked at every depth at once.
  */
 export const MAX_TREE_DEPTH = 12;
 
@@ -38,6 +38,16 @@ export interface DeletionNode {
   readonly sets: readonly NodeValidators[];
   /** Whether some of these rows (of the entity or a subclass) have instance validators. */
   readonly instanceValidators: boolean;
+  /**
+   * The tree stops here (`MAX_TREE_DEPTH`) although these rows' policies go on: a deletion that
+   * reaches rows on this path cannot be validated whole, and is refused.
+   */
+  readonly truncated?: boolean;
+}
+
+/** A relation that destroys rows of its own parent's table (a tree of categories), walked as one closure. */
+function isSelfReference(relation: RelationPolicy, parent: EntityMetadata): boolean {
+  return semanticsOf(relation.policy).recurses && relation.kind !== 'm:n' && relation.childMeta.root.class === parent.root.class;
 }
 
 /**
@@ -62,29 +72,45 @@ export function deletionTree(registry: PolicyRegistry, meta: EntityMetadata, bas
     nodes.push(node);
     return node;
   };
-  const walk = (parent: DeletionNode, depth: number) => {
-    if (depth >= MAX_TREE_DEPTH) {
-      return;
-    }
+  const walk = (parent: DeletionNode, depth: number, closed: ReadonlySet<RelationPolicy>) => {
     // The relations of every row of the parent path, then those only rows of a subclass have.
     const sources: [EntityMetadata, readonly RelationPolicy[]][] = [
       [parent.meta, registry.forMeta(parent.meta)?.relations ?? []],
       ...registry.subclassesWithOwnRules(parent.meta).map((sub): [EntityMetadata, RelationPolicy[]] => [sub, registry.ownRelations(sub)]),
     ];
-    for (const [upper, relations] of sources) {
-      for (const relation of relations) {
+    const open = sources.map(([upper, relations]) => [upper, relations.filter((r) => !closed.has(r))] as const);
+    if (depth >= MAX_TREE_DEPTH) {
+      // A cycle through other entities: past this depth the tree is not unrolled, and a deletion
+      // that reaches rows here is refused rather than validated in part (see `truncated`).
+      if (open.some(([, relations]) => relations.some((r) => semanticsOf(r.policy).recurses))) {
+        nodes[nodes.indexOf(parent)] = { ...parent, truncated: true };
+      }
+      return;
+    }
+    // A self-referencing relation (a category's sub-categories) is one node for all its levels.
+    const selfRelations = open.flatMap(([, relations]) => relations).filter((r) => isSelfReference(r, parent.meta));
+    for (const [upper, relations] of open) {
+      for (const relation of relations.filter((r) => !selfRelations.includes(r))) {
         const semantics = semanticsOf(relation.policy);
         const timing = parent.timing === 'later' || semantics.queued ? 'later' : 'now';
         const manyToMany = relation.kind === 'm:n';
-        const hops = manyToMany ? parent.hops : [{ property: relation.childProperty, lower: relation.childMeta, upper }, ...parent.hops];
+        const hops: Hop[] = manyToMany ? [...parent.hops] : [{ property: relation.childProperty, lower: relation.childMeta, upper }, ...parent.hops];
         const node = add(`${parent.path}.${relation.relation}`, relation.childMeta, hops, relation, timing, manyToMany ? upper : undefined);
-        if (semantics.recurses && relation.kind !== 'm:n') {
-          walk(node, depth + 1);
+        if (semantics.recurses && !manyToMany) {
+          walk(node, depth + 1, closed);
         }
       }
     }
+    if (selfRelations.length > 0) {
+      const [first] = selfRelations;
+      const childMeta = selfRelations.every((r) => r.childMeta.class === first!.childMeta.class) ? first!.childMeta : parent.meta.root;
+      const timing = parent.timing === 'later' || selfRelations.some((r) => semanticsOf(r.policy).queued) ? 'later' : 'now';
+      const hop: Hop = { kind: 'closure', properties: selfRelations.map((r) => r.childProperty), lower: childMeta, upper: parent.meta };
+      const node = add(`${parent.path}.${selfRelations.map((r) => r.relation).join('|')}`, childMeta, [hop, ...parent.hops], first, timing);
+      walk(node, depth + 1, new Set([...closed, ...selfRelations]));
+    }
   };
-  walk(add(basePath, meta, [], undefined, 'now'), 0);
+  walk(add(basePath, meta, [], undefined, 'now'), 0, new Set());
   return nodes;
 }
 

@@ -5,6 +5,7 @@ import { RESOLVED_DELETION_OPTIONS } from '../deletion.constants.js';
 import { DeletionBlockedError, type DeletionBlocker } from '../errors/deletion-blocked.error.js';
 import { DeletionRestrictedError } from '../errors/deletion-restricted.error.js';
 import { DeletionValidationBudgetError } from '../errors/deletion-validation-budget.error.js';
+import { DeletionValidationDepthError } from '../errors/deletion-validation-depth.error.js';
 import type { ResolvedDeletionOptions } from '../interfaces/deletion-module-options.interface.js';
 import { PolicyRegistry } from '../registry/policy-registry.js';
 import { EntityTable } from '../sql/entity-table.js';
@@ -12,7 +13,7 @@ import { count, query } from '../sql/execute.js';
 import { countPivotRows, keysOf } from '../sql/relation-statements.js';
 import { rowsUnder, type SqlFragment } from '../sql/rows-under.js';
 import { ValidatorStatements } from '../sql/validator-statements.js';
-import { deletionTree, type DeletionNode } from './deletion-tree.js';
+import { MAX_TREE_DEPTH, deletionTree, type DeletionNode } from './deletion-tree.js';
 
 /** Validators' verdict over a deletion: a capped sample of blockers and their total. */
 export interface ValidationVerdict {
@@ -88,7 +89,7 @@ export class ValidationHoister {
     }
     const parts: SqlFragment[] = [];
     for (const node of deletionTree(this.registry, roots.meta, roots.path)) {
-      if (node.deleted && node.instanceValidators) {
+      if ((node.deleted && node.instanceValidators) || node.truncated) {
         return undefined;
       }
       if (node.deleted) {
@@ -159,6 +160,12 @@ export class ValidationHoister {
     const cap = this.options.validation.maxBlockers;
     const verdict: ValidationVerdict = { blockers: [], total: 0, byPath: new Map() };
     const budget = { left: this.options.validation.maxInstances };
+    for (const node of nodes.filter((n) => n.truncated)) {
+      const { from, where } = rowsUnder(em, node.meta, node.hops, roots.ids);
+      if ((await query(em, `select 1 from ${from} where ${where.sql} limit 1`, where.params)).length > 0) {
+        throw DeletionValidationDepthError.create(node.meta.className, node.path, MAX_TREE_DEPTH);
+      }
+    }
     for (const node of nodes.filter((n) => n.deleted)) {
       const found: DeletionBlocker[] = [];
       let total = 0;
