@@ -1,5 +1,5 @@
 import { LockMode, MikroORM, type EntityClass, type EntityMetadata, type FilterQuery, type Primary } from '@mikro-orm/core';
-import { EntityKeys } from './sql/entity-keys.js';
+import { callerKey } from './sql/entity-keys.js';
 import { Inject, Injectable } from '@nestjs/common';
 import { CascadeContext, type DestroyScope } from './cascade/cascade-context.js';
 import { DeletionConfigurationError } from './errors/deletion-configuration.error.js';
@@ -48,7 +48,7 @@ export class DeletionService {
    */
   async destroy<T extends object>(entity: EntityClass<T>, id: Primary<T>): Promise<DeletionReceipt> {
     const meta = this.metadataOf(entity);
-    const key = EntityKeys.of(meta).parse(id);
+    const { key, json } = callerKey(meta, id);
     const scope: DestroyScope = { rootRequestIds: [] };
     await CascadeContext.runInDestroy(scope, () =>
       this.orm.em.fork().transactional(async (em) => {
@@ -62,8 +62,7 @@ export class DeletionService {
       }),
     );
     const requestId = scope.rootRequestIds[0];
-    const receiptId = EntityKeys.of(meta).toJson(key);
-    return requestId ? { entity: meta.className, id: receiptId, status: 'pending', requestId } : { entity: meta.className, id: receiptId, status: 'completed' };
+    return requestId ? { entity: meta.className, id: json, status: 'pending', requestId } : { entity: meta.className, id: json, status: 'completed' };
   }
 
   /**
@@ -77,7 +76,8 @@ export class DeletionService {
    */
   async plan<T extends object>(entity: EntityClass<T>, id: Primary<T>): Promise<DeletionPlan> {
     const meta = this.metadataOf(entity);
-    return this.planner.plan(meta, EntityKeys.of(meta).parse(id));
+    const { key, json } = callerKey(meta, id);
+    return { ...(await this.planner.plan(meta, key)), id: json };
   }
 
   /**

@@ -2,7 +2,7 @@
 export interface DeletionReceipt {
   /**
    * The deleted entity's class name and primary key, as JSON carries it: integers as numbers,
-   * bigint keys as decimal strings (unless mapped to `number`), uuid and text keys as strings.
+   * bigint keys as decimal strings (however MikroORM maps them), uuid and text keys as strings.
    */
   entity: string;
   id: unknown;

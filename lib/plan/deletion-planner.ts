@@ -5,7 +5,6 @@ import type { DeletionBlocker } from '../errors/deletion-blocked.error.js';
 import { DeletionTargetNotFoundError } from '../errors/deletion-target-not-found.error.js';
 import type { ResolvedDeletionOptions } from '../interfaces/deletion-module-options.interface.js';
 import { PolicyRegistry } from '../registry/policy-registry.js';
-import { EntityKeys } from '../sql/entity-keys.js';
 import { count } from '../sql/execute.js';
 import { rowsUnder } from '../sql/rows-under.js';
 import { semanticsOf } from '../policies/policy-semantics.js';
@@ -66,7 +65,7 @@ export class DeletionPlanner {
       }
       paths.push(planned);
     }
-    return { entity: meta.className, id: EntityKeys.of(meta).toJson(id), allowed: blockedTotal === 0, paths, blockers, blockedTotal };
+    return { entity: meta.className, id, allowed: blockedTotal === 0, paths, blockers, blockedTotal };
   }
 
   /** Rows on a path today (pivot rows for a many-to-many `restrict`). */

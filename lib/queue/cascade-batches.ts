@@ -38,16 +38,15 @@ export class CascadeBatches {
     const parents = EntityKeys.of(relation.parentMeta);
     const parentIds = request.parentIds.map((id) => parents.fromJson(id));
     const children = EntityKeys.of(relation.childMeta);
-    const pk = relation.childMeta.primaryKeys[0]!;
     switch (relation.policy) {
       case 'destroyAsync': {
         const fork = em.fork({ clear: true, keepTransactionContext: true });
         const cursor = progress.cursor === null || progress.cursor === undefined ? undefined : children.fromJson(progress.cursor);
         const page = await statements.page<Record<string, unknown>>(fork, parentIds, cursor, size);
-        await this.hoister.assertDeletable(fork, { meta: relation.childMeta, ids: page.map((row) => row[pk]), entities: page, path });
+        await this.hoister.assertDeletable(fork, { meta: relation.childMeta, ids: page.map((row) => children.ofEntity(row)), entities: page, path });
         const count = await this.remover.removeQueued(fork, page);
-        const last = page.at(-1)?.[pk];
-        return { count, cursor: last === undefined ? progress.cursor : children.toJson(last), done: page.length < size };
+        const last = page.at(-1);
+        return { count, cursor: last === undefined ? progress.cursor : children.toJson(children.ofEntity(last)), done: page.length < size };
       }
       case 'deleteAllAsync': {
         if (this.registry.hasValidators(relation.childMeta)) {
@@ -85,7 +84,7 @@ export class CascadeBatches {
       { filters: false, lockMode: LockMode.PESSIMISTIC_WRITE },
     );
     const path = `${request.path}.${relation.relation}`;
-    await this.hoister.assertDeletable(fork, { meta: child, ids: rows.map((row) => (row as Record<string, unknown>)[pk]), entities: rows, path });
+    await this.hoister.assertDeletable(fork, { meta: child, ids: rows.map((row) => keys.ofEntity(row)), entities: rows, path });
     const count = await this.remover.removeQueued(fork, rows);
     const last = orphans.at(-1)!.id;
     await em.nativeDelete(DeletionOrphan, { requestId: request.id, relation: relation.relation, id: { $lte: last } });

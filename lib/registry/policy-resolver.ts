@@ -186,6 +186,26 @@ function resolveRelation(
   if (childProp.fieldNames.length !== 1) {
     return undefined; // a composite-key parent: refused once, by checkShape()
   }
+  if (childProp.targetKey !== undefined && !meta.primaryKeys.includes(childProp.targetKey)) {
+    errors.push(
+      config(
+        'DELETION_CONFIG_TARGET_KEY',
+        subject,
+        `${childMeta.className}.${childProp.name} references ${meta.className}.${childProp.targetKey} (targetKey), not its primary key, which deletions compare foreign keys with.`,
+        `point ${childMeta.className}.${childProp.name} at ${meta.className}'s primary key, or declare no policy on this relation.`,
+      ),
+    );
+    return undefined;
+  }
+  if (semantics.recurses || semantics.queued) {
+    // These walk, store and compare the children's own keys.
+    try {
+      EntityKeys.of(childMeta);
+    } catch (error) {
+      errors.push(error as DeletionConfigurationError);
+      return undefined;
+    }
+  }
   if (semantics.detaches && !childProp.nullable) {
     errors.push(
       config(

@@ -25,7 +25,8 @@ const INT8 = { min: -(2n ** 63n), max: 2n ** 63n - 1n };
 
 const INTEGER_COLUMNS = new Set(['int', 'integer', 'int4', 'int2', 'smallint', 'serial', 'serial4', 'smallserial', 'serial2']);
 const BIGINT_COLUMNS = new Set(['bigint', 'int8', 'bigserial', 'serial8']);
-const STRING_COLUMNS = /^(varchar|character varying|text|char|character|bpchar|citext)\b/;
+// Not char(n): PostgreSQL pads its values, so the text a request stores would not compare equal.
+const STRING_COLUMNS = /^(varchar|character varying|text|citext)\b/;
 
 const byMeta = new WeakMap<EntityMetadata, EntityKeys>();
 
@@ -120,7 +121,8 @@ export class EntityKeys {
         }
         return value.toLowerCase();
       case 'string':
-        if (typeof value !== 'string') {
+        // PostgreSQL text cannot hold a NUL character: no row has such a key.
+        if (typeof value !== 'string' || value.includes('\u0000')) {
           throw invalid();
         }
         return value;
@@ -172,7 +174,7 @@ function keyColumn(meta: EntityMetadata, prop: EntityProperty): KeyColumn {
     'DELETION_CONFIG_KEY_TYPE',
     { entity: meta.className },
     `its primary key ${meta.className}.${prop.name} (column type "${column || 'unknown'}") is of a type deletions cannot bind, compare and store safely.`,
-    'use an integer, bigint (as bigint, number or string), uuid or varchar/text primary key, or declare no deletion policy or validator on this entity.',
+    'use an integer, bigint (as bigint, number or string), uuid or varchar/text primary key (not char(n)), or declare no deletion policy or validator on this entity.',
   );
 }
 
@@ -231,4 +233,27 @@ function columnFromJson(column: KeyColumn, value: unknown): unknown {
 
 function bindColumn(column: KeyColumn, value: unknown): unknown {
   return column.kind === 'bigint' ? String(value) : value;
+}
+
+/**
+ * A caller's id for `meta` (`destroy()`, `plan()`), checked and typed as the key's codec says, and
+ * its JSON form. An entity without policies may have a key type the codec does not handle (a date):
+ * MikroORM handles its deletion alone, so its id only has to be a value, never a filter.
+ */
+export function callerKey(meta: EntityMetadata, id: unknown): { key: unknown; json: unknown } {
+  let keys: EntityKeys | undefined;
+  try {
+    keys = EntityKeys.of(meta);
+  } catch {
+    keys = undefined;
+  }
+  if (keys) {
+    const key = keys.parse(id);
+    return { key, json: keys.toJson(key) };
+  }
+  const value = typeof id === 'string' || typeof id === 'bigint' || (typeof id === 'number' && Number.isFinite(id)) || id instanceof Date;
+  if (!value || id === '') {
+    throw DeletionInvalidIdError.create(meta.className, id, 'a value of its primary key');
+  }
+  return { key: id, json: typeof id === 'bigint' ? id.toString() : id };
 }

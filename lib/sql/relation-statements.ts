@@ -1,5 +1,6 @@
 import { LockMode, type EntityManager, type EntityMetadata, type EntityProperty, type FilterQuery } from '@mikro-orm/core';
 import type { RelationPolicy } from '../registry/policy-registry.js';
+import { EntityKeys } from './entity-keys.js';
 import { EntityTable, quote } from './entity-table.js';
 import { count, query, run } from './execute.js';
 import { rowsUnder, type SqlFragment } from './rows-under.js';
@@ -72,10 +73,15 @@ export class RelationStatements {
     });
   }
 
-  /** The keys of the next `limit` children, in key order: the rows a `deleteAllAsync` batch deletes. */
+  /** The keys of the next `limit` children, in key order, locked: the rows a `deleteAllAsync` batch deletes. */
   async nextKeys(em: EntityManager, parentIds: readonly unknown[], limit: number): Promise<unknown[]> {
     const { table, from, where } = this.children(em, parentIds);
-    const rows = await query(em, `select ${table.selectKey('v', 'k')} from ${from} where ${where.sql} order by ${table.keyColumns('v').join(', ')} limit ?`, [...where.params, limit]);
+    // Locked: the validators that run next see these rows as they will be deleted (a row flagged or
+    // moved meanwhile waits, and is re-checked).
+    const rows = await query(em, `select ${table.selectKey('v', 'k')} from ${from} where ${where.sql} order by ${table.keyColumns('v').join(', ')} limit ? for update of v`, [
+      ...where.params,
+      limit,
+    ]);
     return rows.map((row) => table.keys.fromRow(row, 'k'));
   }
 
@@ -128,17 +134,17 @@ export class RelationStatements {
     remove: (fork: EntityManager, entities: readonly object[]) => Promise<number>,
     skip?: (key: unknown) => boolean,
   ): Promise<number> {
-    const pk = this.relation.childMeta.primaryKeys[0]!;
+    const keys = EntityKeys.of(this.relation.childMeta);
     let cursor: unknown;
     let destroyed = 0;
     for (;;) {
       const fork = em.fork({ clear: true, keepTransactionContext: true });
       const page = await this.page<Record<string, unknown>>(fork, parentIds, cursor, pageSize);
-      destroyed += await remove(fork, skip ? page.filter((row) => !skip(row[pk])) : page);
+      destroyed += await remove(fork, skip ? page.filter((row) => !skip(keys.ofEntity(row))) : page);
       if (page.length < pageSize) {
         return destroyed;
       }
-      cursor = page.at(-1)![pk];
+      cursor = keys.ofEntity(page.at(-1)!);
     }
   }
 }

@@ -8,6 +8,7 @@ import { DeletionValidationBudgetError } from '../errors/deletion-validation-bud
 import { DeletionValidationDepthError } from '../errors/deletion-validation-depth.error.js';
 import type { ResolvedDeletionOptions } from '../interfaces/deletion-module-options.interface.js';
 import { PolicyRegistry } from '../registry/policy-registry.js';
+import { EntityKeys } from '../sql/entity-keys.js';
 import { EntityTable } from '../sql/entity-table.js';
 import { count, query } from '../sql/execute.js';
 import { countPivotRows, keysOf } from '../sql/relation-statements.js';
@@ -238,7 +239,7 @@ export class ValidationHoister {
       if (rows.length < page || pks.length > 1) {
         return blockers;
       }
-      cursor = rows.at(-1)![pks[0]!];
+      cursor = EntityKeys.of(node.meta).ofEntity(rows.at(-1)!);
     }
   }
 }

@@ -124,10 +124,10 @@ describe('a flush that removes thousands of parents', () => {
       .execute<{ id: string; root_id: string; parent_id: string | null; n: number }[]>(
         'select id, root_id, parent_id, jsonb_array_length(parent_ids) as n from deletion_request order by parent_id nulls first, n desc',
       );
-    expect(requests.map((r) => r.n)).toEqual([1000, 1000, 300]);
+    expect(requests.map((r: { n: number }) => r.n)).toEqual([1000, 1000, 300]);
     const [root, ...rest] = requests;
     expect(root!.parent_id).toBeNull();
-    expect(rest.every((r) => r.parent_id === root!.id && r.root_id === root!.id)).toBe(true);
+    expect(rest.every((r: { parent_id: string | null; root_id: string }) => r.parent_id === root!.id && r.root_id === root!.id)).toBe(true);
 
     const status = await waitForState(app.deletions, root!.id);
     expect(status.state).toBe('completed');
