@@ -13,6 +13,8 @@ export interface RelationProgress {
   cursor: unknown;
   processed: number;
   done: boolean;
+  /** How many times the relation was walked from the start (a tombstoned parent's late children reopen it). */
+  walks?: number;
 }
 
 /** Why a request failed, as stored and as `status()` reports it. */

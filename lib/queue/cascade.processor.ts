@@ -4,6 +4,7 @@ import { UnrecoverableError, type Job, type Queue, type Worker } from 'bullmq';
 import { DeletionBlockedError } from '../errors/deletion-blocked.error.js';
 import { DeletionRestrictedError } from '../errors/deletion-restricted.error.js';
 import { DeletionValidationDepthError } from '../errors/deletion-validation-depth.error.js';
+import { DeletionStalledError } from '../errors/deletion-stalled.error.js';
 import { DeletionValidationBudgetError } from '../errors/deletion-validation-budget.error.js';
 import { DeletionError } from '../errors/deletion.error.js';
 import { DeletionEvents } from '../events/deletion-events.js';
@@ -125,7 +126,7 @@ export class CascadeProcessor extends WorkerHost implements OnApplicationBootstr
       return { outcome: outcome.kind };
     } catch (error) {
       // A validator's or a `restrict`'s refusal is not transient: retrying blindly would only fail again.
-      const refused = error instanceof DeletionBlockedError || error instanceof DeletionValidationBudgetError || error instanceof DeletionValidationDepthError || error instanceof DeletionRestrictedError;
+      const refused = error instanceof DeletionBlockedError || error instanceof DeletionValidationBudgetError || error instanceof DeletionValidationDepthError || error instanceof DeletionRestrictedError || error instanceof DeletionStalledError;
       const final = refused || error instanceof UnrecoverableError || job.attemptsMade + 1 >= (job.opts.attempts ?? 1);
       await this.recordFailure(requestId, error, final);
       if (final) {

@@ -10,7 +10,11 @@ import type { ResolvedDeletionOptions } from '../interfaces/deletion-module-opti
 import { DeletionRequest, type RequestError } from '../outbox/deletion-request.entity.js';
 import { PolicyRegistry, type EntityPolicy } from '../registry/policy-registry.js';
 import { CascadeBatches } from './cascade-batches.js';
+import { DeletionStalledError } from '../errors/deletion-stalled.error.js';
 import { RequestCompletion } from './request-completion.js';
+
+/** Walks of one relation after which children still appearing fail the request (it makes no progress). */
+const MAX_WALKS = 5;
 
 /** How a run of a request ended. */
 export type RunOutcome =
@@ -109,7 +113,12 @@ export class RequestRunner {
     const parentIds = request.parentIds.map((id) => keys.fromJson(id));
     for (const relation of policy.relations.filter((r) => semanticsOf(r.policy).deletedAfterParent)) {
       if (await new RelationStatements(relation).any(em, parentIds)) {
-        request.progress = { ...request.progress, [relation.relation]: { ...request.progress[relation.relation]!, cursor: null, done: false } };
+        const progress = request.progress[relation.relation]!;
+        const walks = (progress.walks ?? 1) + 1;
+        if (walks > MAX_WALKS) {
+          throw DeletionStalledError.create(`${request.path}.${relation.relation}`, walks - 1);
+        }
+        request.progress = { ...request.progress, [relation.relation]: { ...progress, cursor: null, done: false, walks } };
         reopened = true;
       }
     }

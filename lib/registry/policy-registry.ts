@@ -17,6 +17,11 @@ export interface RelationPolicy {
   readonly childMeta: EntityMetadata;
   /** The child's many-to-one (or owning one-to-one) property that points back at the parent. */
   readonly childProperty: string;
+  /**
+   * The children's tombstone property, when they are in tombstone mode: a marked child's own
+   * deletion is under way, and the relation's walk never takes it again.
+   */
+  readonly childTombstone?: string;
 }
 
 /** All declared policies of one entity, its own and those it inherits from its base classes. */

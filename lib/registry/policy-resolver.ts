@@ -73,12 +73,21 @@ export function resolvePolicies(input: ResolverInput): PolicyRegistry {
     }
   }
 
+  /** The tombstone property of `meta`'s rows: its own declaration, or its nearest base class's. */
+  const tombstoneOf = (target: EntityMetadata): string | undefined =>
+    metas
+      .filter((m) => isSameOrSubclass(target.class, m.class))
+      .sort((a, b) => depth(a) - depth(b))
+      .map((m) => entityOptions.get(m)?.tombstone)
+      .filter((t) => t !== undefined)
+      .at(-1);
+
   // Each declaring entity's relations are resolved once; an entity inherits its ancestors' policies.
   const resolved = new Map<EntityMetadata, RelationPolicy[]>();
   for (const [meta, relations] of declared) {
     const list: RelationPolicy[] = [];
     for (const [relation, declarations] of relations) {
-      const policy = resolveRelation(meta, relation, declarations, input.defaultBatchSize, errors);
+      const policy = resolveRelation(meta, relation, declarations, input.defaultBatchSize, errors, tombstoneOf);
       if (policy) {
         list.push(policy);
       }
@@ -119,6 +128,7 @@ function resolveRelation(
   declarations: Declaration[],
   defaultBatchSize: number,
   errors: DeletionConfigurationError[],
+  tombstoneOf: (meta: EntityMetadata) => string | undefined,
 ): RelationPolicy | undefined {
   const subject = { entity: meta.className, relation };
   const options = declarations.map((d) => normalize(d.input));
@@ -217,7 +227,9 @@ function resolveRelation(
     );
     return undefined;
   }
-  return { ...subject, policy, batchSize: batchSize ?? defaultBatchSize, kind: prop.kind === ReferenceKind.ONE_TO_ONE ? '1:1' : '1:m', parentMeta: meta, childMeta, childProperty: childProp.name };
+  const kind = prop.kind === ReferenceKind.ONE_TO_ONE ? '1:1' : '1:m';
+  const childTombstone = tombstoneOf(childMeta);
+  return { ...subject, policy, batchSize: batchSize ?? defaultBatchSize, kind, parentMeta: meta, childMeta, childProperty: childProp.name, ...(childTombstone ? { childTombstone } : {}) };
 }
 
 function checkTombstone(meta: EntityMetadata, tombstone: string, errors: DeletionConfigurationError[]): void {

@@ -24,6 +24,16 @@ export class RelationStatements {
     return rowsUnder(em, this.relation.childMeta, this.hop, parentIds);
   }
 
+  /**
+   * The children not yet marked for deletion (tombstone mode): a marked child's own request is
+   * deleting it, so walking it again would file another request for the same row, forever.
+   */
+  private liveChildren(em: EntityManager, parentIds: readonly unknown[]) {
+    const rows = this.children(em, parentIds);
+    const tombstone = this.relation.childTombstone;
+    return tombstone === undefined ? rows : { ...rows, where: { ...rows.where, sql: `${rows.where.sql} and ${rows.table.column(tombstone, 'v')} is null` } };
+  }
+
   /** How many children (for `restrict`); pivot rows for a many-to-many relation. */
   async count(em: EntityManager, parentIds: readonly unknown[]): Promise<number> {
     if (this.relation.kind === 'm:n') {
@@ -45,9 +55,9 @@ export class RelationStatements {
     return run(em, `update ${table.name} as v set ${table.column(this.relation.childProperty)} = null where ${where.sql}`, where.params);
   }
 
-  /** Whether any child is left (a tombstoned parent waits for those). */
+  /** Whether any child is left that is not already being deleted (a tombstoned parent waits for those). */
   async any(em: EntityManager, parentIds: readonly unknown[]): Promise<boolean> {
-    const { from, where } = this.children(em, parentIds);
+    const { from, where } = this.liveChildren(em, parentIds);
     const rows = await query(em, `select 1 from ${from} where ${where.sql} limit 1`, where.params);
     return rows.length > 0;
   }
@@ -62,6 +72,9 @@ export class RelationStatements {
     const where: Record<string, unknown> = { [this.relation.childProperty]: { $in: [...parentIds] } };
     if (cursor !== undefined && cursor !== null) {
       where[pk] = { $gt: cursor };
+    }
+    if (this.relation.childTombstone !== undefined) {
+      where[this.relation.childTombstone] = null;
     }
     // Locked: a child moved to another parent, or deleted, after this page is read cannot be deleted
     // as this parent's (PostgreSQL re-checks a row the lock waited for, and drops it if it moved).
