@@ -1,4 +1,5 @@
 import { AsyncLocalStorage } from 'node:async_hooks';
+import type { RelationPolicy } from '../registry/policy-registry.js';
 
 /**
  * The request that async work found now attaches to, and the relation path of the rows being
@@ -10,6 +11,8 @@ export interface CascadeScope {
   path: string;
   /** Writes this scope's request row if it was created lazily and is not written yet. */
   ensureWritten(): Promise<void>;
+  /** The synchronous `destroy` relation whose children are being removed, while they are. */
+  destroying?: RelationPolicy;
 }
 
 /** What a `DeletionService.destroy()` call wants to learn from the flush it triggers. */

@@ -78,7 +78,7 @@ export class CascadeExecutor {
       case 'destroy': {
         const keys = this.registry.isRecursive(relation.childMeta) ? this.underWayIn(em) : undefined;
         const skip = keys && ((key: unknown) => keys.has(underWayKey(relation.childMeta, key)));
-        await CascadeContext.runInRequest({ ...scope, path: `${scope.path}.${relation.relation}` }, () =>
+        await CascadeContext.runInRequest({ ...scope, path: `${scope.path}.${relation.relation}`, destroying: relation }, () =>
           queries.destroyPages(em, parentIds, relation.batchSize, (fork, rows) => this.remover.flush(fork, rows), skip),
         );
         return;

@@ -90,15 +90,35 @@ export class DeletionSubscriber implements EventSubscriber, OnModuleInit {
 
   /** Tombstone mode: a removed parent is marked instead of deleted; the queue deletes it last. */
   private tombstoneRemovedParents(uow: FlushEventArgs['uow']): void {
+    const detachFrom = this.parentDeletedNow();
     for (const changeSet of uow.getChangeSets()) {
       const tombstone = DELETES.includes(changeSet.type) ? this.registry.forMeta(changeSet.meta)?.tombstone : undefined;
       if (tombstone !== undefined) {
         changeSet.type = ChangeSetType.UPDATE;
         (changeSet.entity as Record<string, unknown>)[tombstone] = new Date();
+        if (detachFrom) {
+          // Its parent's own DELETE comes in this transaction, before this row goes: let go of it.
+          (changeSet.entity as Record<string, unknown>)[detachFrom] = null;
+        }
         uow.recomputeSingleChangeSet(changeSet.entity);
         this.tombstoned.add(changeSet);
       }
     }
+  }
+
+  /**
+   * A row marked (tombstone mode) while a synchronous `destroy` removes it stays until its own queued
+   * work is done, but its parent is deleted now, in this transaction: a foreign key to the parent
+   * would make the parent's DELETE fail. The marked row's foreign key is set to NULL with its mark
+   * when it accepts NULL (the doctor reports the case where it does not). Returns that property.
+   */
+  private parentDeletedNow(): string | undefined {
+    const relation = CascadeContext.currentRequest()?.destroying;
+    if (!relation || this.registry.forMeta(relation.parentMeta)?.tombstone !== undefined) {
+      return undefined;
+    }
+    const prop = relation.childMeta.properties[relation.childProperty as never] as { nullable?: boolean } | undefined;
+    return prop?.nullable ? relation.childProperty : undefined;
   }
 
   async beforeDelete(args: EventArgs<object>): Promise<void> {

@@ -20,6 +20,11 @@ export const DOCTOR_CODES = {
   SET_DEFAULT_FK: 'DELETION_DOCTOR_SET_DEFAULT_FK',
   /** An async policy over a `NO ACTION`/`RESTRICT` foreign key without tombstone mode. */
   BLOCKING_FK: 'DELETION_DOCTOR_BLOCKING_FK',
+  /**
+   * `destroy` over children in tombstone mode whose NOT NULL foreign key blocks the parent's DELETE:
+   * a marked child stays until its queued work is done, but the parent goes in the request.
+   */
+  TOMBSTONE_UNDER_DESTROY: 'DELETION_DOCTOR_TOMBSTONE_UNDER_DESTROY',
   /** `nullify`/`nullifyThenPurge` over a column that is NOT NULL in the database. */
   NOT_NULL: 'DELETION_DOCTOR_NOT_NULL',
   /** No index starts with the foreign-key column(s): each deletion scans the child table. */

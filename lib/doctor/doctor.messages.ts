@@ -49,6 +49,16 @@ export function foreignKeyMessage(s: RelationSubject, fk: ForeignKeyFacts, table
   return { message, fix };
 }
 
+/** `destroy` over children in tombstone mode that keep the parent's DELETE from passing. */
+export function tombstoneUnderDestroyMessage(s: RelationSubject, fk: ForeignKeyFacts): Text {
+  return {
+    message:
+      `${at(s)} uses "destroy" over ${s.child}, which is in tombstone mode: a deleted ${s.child} is only marked until its queued work is done, ` +
+      `but the ${s.parent} is deleted in the request, and the foreign key ${fk.name} on ${fkColumn(s)}, NOT NULL, makes that DELETE fail.`,
+    fix: `make ${s.child}.${s.childProperty} nullable (marked ${s.child} rows are then detached from the deleted ${s.parent}), or put ${s.parent} in ${tombstone(s)} too.`,
+  };
+}
+
 /** `nullify`/`nullifyThenPurge` over a column the database holds NOT NULL. */
 export function notNullMessage(s: RelationSubject, notNull: readonly string[], table: TableFacts, currentSchema: string): Text {
   const alternative = s.policy === 'nullify' ? '"destroy" or "deleteAll"' : '"destroyAsync"';

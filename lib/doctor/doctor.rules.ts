@@ -7,6 +7,7 @@ import {
   missingMessage,
   notNullMessage,
   skippedMessage,
+  tombstoneUnderDestroyMessage,
   unindexedMessage,
   unservedValidatorMessage,
   type RelationSubject,
@@ -109,6 +110,11 @@ function diagnoseRelation(
     }
   }
   const notNull = columns.filter((column) => column!.notNull).map((column) => column!.name);
+  if (semantics.recurses && !semantics.queued && relation.childTombstone !== undefined && owner.tombstone === undefined && notNull.length > 0) {
+    for (const fk of constraints.filter((c) => c.onDelete === 'no action' || c.onDelete === 'restrict')) {
+      findings.push(finding('error', DOCTOR_CODES.TOMBSTONE_UNDER_DESTROY, tombstoneUnderDestroyMessage(subject, fk), fk.name));
+    }
+  }
   if (semantics.detaches && notNull.length > 0) {
     findings.push(finding('error', DOCTOR_CODES.NOT_NULL, notNullMessage(subject, notNull, table, schema.currentSchema), constraints[0]?.name));
   }

@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
-import { definePolicy } from '../../lib/index.js';
+import { DeletionDoctorError, definePolicy } from '../../lib/index.js';
 import { ASYNC_ENTITIES, Vault } from '../fixtures/async.entities.js';
-import { Archive, Branch, Shelf, TOMBSTONE_ENTITIES } from '../fixtures/tombstone.entities.js';
+import { Archive, Branch, Edition, Imprint, Publisher, Shelf, TOMBSTONE_ENTITIES, Volume } from '../fixtures/tombstone.entities.js';
 import { createDeletionTestApp, type DeletionTestApp } from '../support/deletion-test-app.js';
 import { scalar } from '../support/fault-checks.js';
 import { waitForState } from '../support/wait.js';
@@ -107,5 +107,60 @@ describe('a tombstoned parent whose children keep coming back', () => {
       expect.objectContaining({ state: 'failed', error: expect.objectContaining({ code: 'DELETION_CASCADE_STALLED', path: 'Vault.items', walks: 5 }) }),
     ]);
     expect(await scalar(app, 'select count(*) from vault where id = ? and deleted_at is not null', [vault])).toBe(1);
+  });
+});
+
+/** Issue 12: a child in tombstone mode under a synchronous `destroy`, its foreign key constrained. */
+describe('a synchronous destroy over children in tombstone mode', () => {
+  let app: DeletionTestApp;
+  beforeAll(async () => {
+    app = await createDeletionTestApp({
+      database: 'deletion_async_tombstone_under_destroy',
+      entities: TOMBSTONE_ENTITIES,
+      deletion: {
+        batchSize: 2,
+        policies: [definePolicy(Publisher, { volumes: 'destroy' }), definePolicy(Volume, { leaves: 'destroyAsync' }, { tombstone: 'deletedAt' })],
+      },
+    });
+  });
+  afterAll(() => app?.close());
+  const sql = (query: string, params: unknown[] = []) => app.em().getConnection().execute<Record<string, unknown>[]>(query, params);
+
+  it('deletes the publisher in the request, detaches its marked volumes, and the queue removes their leaves and then them', async () => {
+    const fk = await sql(`select confdeltype from pg_constraint where conrelid = 'volume'::regclass and contype = 'f'`);
+    expect(fk).toEqual([{ confdeltype: 'a' }]);
+    const [{ id: publisher }] = (await sql('insert into publisher default values returning id')) as { id: number }[];
+    const [{ id: bystander }] = (await sql('insert into publisher default values returning id')) as { id: number }[];
+    await sql('insert into volume (publisher_id) select p from unnest(array[?, ?, ?]::int[]) p', [publisher, publisher, bystander]);
+    await sql('insert into leaf (volume_id) select v.id from volume v cross join generate_series(1, 3)');
+
+    const receipt = await app.deletions.destroy(Publisher, publisher!);
+    expect(receipt.status).toBe('pending');
+    expect(await scalar(app, 'select count(*) from publisher where id = ?', [publisher])).toBe(0);
+    expect((await waitForState(app.deletions, receipt.requestId!)).state).toBe('completed');
+    expect(await scalar(app, 'select count(*) from volume')).toBe(1);
+    expect(await scalar(app, 'select count(*) from volume where publisher_id = ?', [bystander])).toBe(1);
+    expect(await scalar(app, 'select count(*) from leaf')).toBe(3);
+  });
+});
+
+describe('the doctor, on a synchronous destroy over children in tombstone mode whose foreign key is NOT NULL', () => {
+  it('stops the boot with DELETION_DOCTOR_TOMBSTONE_UNDER_DESTROY, and suggests only what works', async () => {
+    const error = await createDeletionTestApp({
+      database: 'deletion_async_tombstone_doctor',
+      entities: TOMBSTONE_ENTITIES,
+      deletion: { policies: [definePolicy(Imprint, { editions: 'destroy' }), definePolicy(Edition, {}, { tombstone: 'deletedAt' })] },
+    }).then(
+      async (app) => {
+        await app.close();
+        return undefined;
+      },
+      (reason: unknown) => reason,
+    );
+    expect(error).toBeInstanceOf(DeletionDoctorError);
+    const message = (error as Error).message;
+    expect(message).toContain('[DELETION_DOCTOR_TOMBSTONE_UNDER_DESTROY] Imprint.editions uses "destroy" over Edition, which is in tombstone mode');
+    expect(message).toContain('make Edition.imprint nullable');
+    expect(message).not.toMatch(/destroyAsync|createForeignKeyConstraint/);
   });
 });
