@@ -10,6 +10,7 @@ import {
   type TransactionEventArgs,
 } from '@mikro-orm/core';
 import { Inject, Injectable, type OnModuleInit } from '@nestjs/common';
+import { DeletionConfigurationError } from '../errors/deletion-configuration.error.js';
 import { DeletionTargetNotFoundError } from '../errors/deletion-target-not-found.error.js';
 import { OutboxPublisher } from '../outbox/outbox-publisher.js';
 import { PolicyRegistry, type EntityPolicy } from '../registry/policy-registry.js';
@@ -47,8 +48,21 @@ export class DeletionSubscriber implements EventSubscriber, OnModuleInit {
     @Inject(ValidationHoister) private readonly hoister: ValidationHoister,
   ) {}
 
+  /**
+   * Registers with the ORM. A second `DeletionModule.forRoot()` on the same ORM would register a
+   * second subscriber, and every policy would apply twice: the boot stops instead.
+   */
   onModuleInit(): void {
-    this.orm.em.getEventManager().registerSubscriber(this);
+    const events = this.orm.em.getEventManager();
+    if ([...events.getSubscribers()].some((subscriber) => subscriber instanceof DeletionSubscriber && subscriber !== this)) {
+      throw DeletionConfigurationError.create(
+        'DELETION_CONFIG_DUPLICATE_MODULE',
+        { option: 'DeletionModule' },
+        'DeletionModule.forRoot() is imported twice for the same MikroORM instance, so every deletion policy would apply twice.',
+        'import DeletionModule.forRoot() once, in the root module; feature modules inject DeletionService without importing it again.',
+      );
+    }
+    events.registerSubscriber(this);
   }
 
   getSubscribedEntities() {

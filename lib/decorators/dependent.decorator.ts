@@ -29,7 +29,7 @@ export function Dependent(
   };
 }
 
-/** Every class that carries `@Dependent()` declarations, with its own (not inherited) ones. */
-export function getDependentDeclarations(): ReadonlyMap<object, ReadonlyMap<string, RelationPolicyInput>> {
-  return declarations;
+/** The `@Dependent()` declarations of `cls` itself (not inherited), by relation name. */
+export function dependentDeclarationsOf(cls: unknown): ReadonlyMap<string, RelationPolicyInput> {
+  return declarations.get(cls as object) ?? new Map();
 }

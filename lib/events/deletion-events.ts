@@ -1,5 +1,5 @@
 import { EventEmitter } from 'node:events';
-import { Injectable } from '@nestjs/common';
+import { Injectable, Logger } from '@nestjs/common';
 import type { RequestError } from '../outbox/deletion-request.entity.js';
 
 /** Emitted when a request and its whole subtree have completed. */
@@ -35,4 +35,29 @@ interface DeletionEventMap {
  * }
  */
 @Injectable()
-export class DeletionEvents extends EventEmitter<DeletionEventMap> {}
+export class DeletionEvents extends EventEmitter<DeletionEventMap> {
+  private readonly logger = new Logger(DeletionEvents.name);
+
+  /**
+   * Calls every listener, each on its own: a listener that throws (or whose promise rejects) is
+   * logged and changes nothing, neither for the deletion it is told about nor for the other listeners.
+   */
+  override emit<K extends keyof DeletionEventMap>(event: K, ...args: DeletionEventMap[K]): boolean {
+    const listeners = this.rawListeners(event) as ((...values: DeletionEventMap[K]) => unknown)[];
+    for (const listener of listeners) {
+      try {
+        const result = listener.apply(this, args);
+        if (result instanceof Promise) {
+          result.catch((error: unknown) => this.failedListener(event, error));
+        }
+      } catch (error) {
+        this.failedListener(event, error);
+      }
+    }
+    return listeners.length > 0;
+  }
+
+  private failedListener(event: string, error: unknown): void {
+    this.logger.error(`A "${event}" listener of DeletionEvents threw: ${error instanceof Error ? error.message : String(error)}`);
+  }
+}

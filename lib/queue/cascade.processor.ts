@@ -100,6 +100,12 @@ export class CascadeProcessor extends WorkerHost implements OnApplicationBootstr
     worker.on('error', (error) => this.warnThrottled('worker', `Deletion worker error: ${error.message}`));
   }
 
+  /** The worker `@nestjs/bullmq` runs on Redis: its connection errors, through the logger (never `console`). */
+  @OnWorkerEvent('error')
+  onWorkerError(error: Error): void {
+    this.warnThrottled('worker', `Deletion worker error: ${error.message}`);
+  }
+
   private warnThrottled(topic: string, message: string): void {
     const now = Date.now();
     if (now - (this.lastWarning.get(topic) ?? 0) > WARNING_INTERVAL_MS) {
@@ -142,7 +148,11 @@ export class CascadeProcessor extends WorkerHost implements OnApplicationBootstr
   /** A job that stalled too often, or failed outside `process`, still marks its request failed. */
   @OnWorkerEvent('failed')
   async onFailed(job: Job | undefined, error: Error): Promise<void> {
-    if (!job || job.name !== CASCADE_JOB) {
+    if (!job) {
+      return;
+    }
+    if (job.name !== CASCADE_JOB) {
+      this.logger.error(`Deletion ${job.name} job ${job.id} failed: ${error.message}`);
       return;
     }
     if (this.recorded.delete(attemptOf(job))) {

@@ -1,4 +1,5 @@
 import { ReferenceKind, type EntityMetadata, type EntityProperty, type MetadataStorage } from '@mikro-orm/core';
+import { dependentDeclarationsOf } from '../decorators/dependent.decorator.js';
 import { ownValidatorsOf, validatorsOf, type SetValidatorOptions } from '../decorators/validate-before-destroy.decorator.js';
 import { DeletionConfigurationError } from '../errors/deletion-configuration.error.js';
 import type { RelationPolicyInput } from '../interfaces/policy-options.interface.js';
@@ -20,7 +21,6 @@ interface Declaration {
 export interface ResolverInput {
   metadata: MetadataStorage;
   definitions: readonly PolicyDefinition[];
-  decorated: ReadonlyMap<object, ReadonlyMap<string, RelationPolicyInput>>;
   defaultBatchSize: number;
 }
 
@@ -60,14 +60,15 @@ export function resolvePolicies(input: ResolverInput): PolicyRegistry {
     declared.set(meta, declared.get(meta) ?? new Map());
   }
 
-  for (const [cls, relations] of input.decorated) {
-    const heirs = topmostHeirs(metas, cls);
-    if (heirs.length === 0) {
-      errors.push(unknownEntity(cls));
-      continue;
-    }
-    for (const meta of heirs) {
-      for (const [relation, policy] of relations) {
+  // `@Dependent()` on the ORM's entities only (a decorated class the ORM does not use is ignored):
+  // an entity's own, and those of plain (non-entity) base classes between it and its entity ancestor.
+  const entityClasses = new Set(metas.map((m) => m.class));
+  for (const meta of metas) {
+    for (let cls = meta.class; typeof cls === 'function' && cls !== Function.prototype; cls = Object.getPrototypeOf(cls)) {
+      if (cls !== meta.class && entityClasses.has(cls)) {
+        break; // inherited through that entity's own declarations
+      }
+      for (const [relation, policy] of dependentDeclarationsOf(cls)) {
         declare(meta, relation, { source: '@Dependent()', input: policy });
       }
     }
@@ -239,15 +240,6 @@ function checkTombstone(meta: EntityMetadata, tombstone: string, errors: Deletio
       config('DELETION_CONFIG_TOMBSTONE', { entity: meta.className, option: 'tombstone' }, `tombstone property "${tombstone}" must be a nullable scalar column.`, `add @Property({ type: 'datetime', nullable: true }) ${tombstone}?: Date | null to ${meta.className}.`),
     );
   }
-}
-
-/**
- * The entities a declaration on `cls` lands on: `cls` itself when it is an entity, else the
- * entities that extend it with no entity in between (their subclasses inherit from them).
- */
-function topmostHeirs(metas: readonly EntityMetadata[], cls: unknown): EntityMetadata[] {
-  const heirs = metas.filter((m) => isSameOrSubclass(m.class, cls));
-  return heirs.filter((m) => !heirs.some((other) => other !== m && isSameOrSubclass(m.class, other.class)));
 }
 
 /** How many entity ancestors `meta` has: base classes first. */

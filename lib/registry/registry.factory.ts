@@ -1,5 +1,4 @@
 import type { MikroORM } from '@mikro-orm/core';
-import { getDependentDeclarations } from '../decorators/dependent.decorator.js';
 import { DeletionConfigurationError } from '../errors/deletion-configuration.error.js';
 import type { ResolvedDeletionOptions } from '../interfaces/deletion-module-options.interface.js';
 import { DeletionOrphan } from '../outbox/deletion-orphan.entity.js';
@@ -20,7 +19,6 @@ export function createPolicyRegistry(orm: MikroORM, options: ResolvedDeletionOpt
   const registry = resolvePolicies({
     metadata: orm.getMetadata(),
     definitions: options.policies,
-    decorated: getDependentDeclarations(),
     defaultBatchSize: options.batchSize,
   });
   const queued = registry.all().some((p) => p.tombstone !== undefined || p.relations.some((r) => semanticsOf(r.policy).queued));

@@ -258,7 +258,7 @@ describe('a database the doctor cannot reach at bootstrap', () => {
   const doctor = (mode: 'warn' | 'error') =>
     new DeletionDoctor(
       orm,
-      resolvePolicies({ metadata: orm.getMetadata(), definitions: [definePolicy(Store, { sales: 'destroyAsync' })], decorated: new Map(), defaultBatchSize: 10 }),
+      resolvePolicies({ metadata: orm.getMetadata(), definitions: [definePolicy(Store, { sales: 'destroyAsync' })], defaultBatchSize: 10 }),
       resolveOptions({ doctor: mode }),
     );
 

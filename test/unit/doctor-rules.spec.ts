@@ -25,7 +25,7 @@ beforeAll(() => {
 afterAll(() => orm?.close());
 
 function registry(...definitions: PolicyDefinition<never>[]): PolicyRegistry {
-  return resolvePolicies({ metadata: orm.getMetadata(), definitions: definitions as PolicyDefinition[], decorated: new Map(), defaultBatchSize: 100 });
+  return resolvePolicies({ metadata: orm.getMetadata(), definitions: definitions as PolicyDefinition[], defaultBatchSize: 100 });
 }
 
 const indexed: IndexFacts = { name: 'child_store_id_index', columns: ['store_id'], partial: false, valid: true };

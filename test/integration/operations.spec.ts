@@ -1,0 +1,109 @@
+import { afterAll, beforeAll, describe, expect, it, jest } from '@jest/globals';
+import { Logger } from '@nestjs/common';
+import { DeletionConfigurationError, DeletionEvents, DeletionModule, Dependent, definePolicy, type DeletionCompletedEvent } from '../../lib/index.js';
+import { RELAY_JOB } from '../../lib/queue/deletion-queue.constants.js';
+import { ASYNC_ENTITIES, Owner } from '../fixtures/async.entities.js';
+import { seedOwner } from '../fixtures/async.seed.js';
+import { createDeletionTestApp, type DeletionTestApp } from '../support/deletion-test-app.js';
+import { waitForState, waitUntil } from '../support/wait.js';
+
+/** A class the ORM does not use, carrying @Dependent(): imported code the application never registered. */
+class DraftOwner {
+  @Dependent('destroy')
+  drafts: unknown[] = [];
+}
+
+/** Issue 13: failures are visible and isolation is real. */
+describe('operating the module', () => {
+  let app: DeletionTestApp;
+  beforeAll(async () => {
+    app = await createDeletionTestApp({
+      database: 'deletion_operations',
+      entities: ASYNC_ENTITIES,
+      deletion: { policies: [definePolicy(Owner, { items: 'destroyAsync' })] },
+    });
+  });
+  afterAll(() => app?.close());
+
+  it('a DeletionEvents listener that throws changes nothing: the request stays completed and the other listeners run', async () => {
+    const events = app.module.get(DeletionEvents);
+    const seen: DeletionCompletedEvent[] = [];
+    const throwing = () => {
+      throw new Error('the listener is broken');
+    };
+    const rejecting = async () => {
+      throw new Error('the async listener is broken');
+    };
+    const recording = (event: DeletionCompletedEvent) => seen.push(event);
+    const errors = jest.spyOn(Logger.prototype, 'error');
+    events.on('completed', throwing);
+    events.on('completed', rejecting);
+    events.on('completed', recording);
+    try {
+      const owner = await seedOwner(app.em(), { items: 3 });
+      const receipt = await app.deletions.destroy(Owner, owner);
+      await waitUntil(async () => seen.length > 0, 10_000, 'the recording listener called');
+      expect(seen).toEqual([expect.objectContaining({ requestId: receipt.requestId, root: true })]);
+      const job = await app.queue.getJob(receipt.requestId!);
+      expect(job === undefined || (await job.getState()) === 'completed').toBe(true);
+      expect((await app.deletions.status(receipt.requestId!)).state).toBe('completed');
+      await waitUntil(async () => errors.mock.calls.filter(([m]) => String(m).includes('listener of DeletionEvents threw')).length === 2, 5_000, 'both failures logged');
+    } finally {
+      events.off('completed', throwing);
+      events.off('completed', rejecting);
+      events.off('completed', recording);
+      errors.mockRestore();
+    }
+  });
+
+  it('a relay job that fails is logged with its cause', async () => {
+    const errors = jest.spyOn(Logger.prototype, 'error');
+    const sql = app.em().getConnection();
+    await sql.execute('alter table deletion_request rename to deletion_request_away');
+    try {
+      await app.queue.add(RELAY_JOB, {}, { removeOnFail: true });
+      await waitUntil(
+        async () => errors.mock.calls.some(([m]) => String(m).includes('Deletion relay job') && String(m).includes('deletion_request')),
+        10_000,
+        'the relay failure logged',
+      );
+    } finally {
+      await sql.execute('alter table deletion_request_away rename to deletion_request');
+      errors.mockRestore();
+    }
+    // And the module goes on working.
+    const receipt = await app.deletions.destroy(Owner, await seedOwner(app.em(), { items: 1 }));
+    expect((await waitForState(app.deletions, receipt.requestId!)).state).toBe('completed');
+  });
+});
+
+describe('configuring the module', () => {
+  it('a second DeletionModule.forRoot() for the same ORM stops the boot with DELETION_CONFIG_DUPLICATE_MODULE', async () => {
+    const error = await createDeletionTestApp({
+      database: 'deletion_operations_twice',
+      entities: ASYNC_ENTITIES,
+      deletion: { policies: [definePolicy(Owner, { items: 'destroyAsync' })] },
+      imports: [DeletionModule.forRoot({ relay: { intervalMs: 0 }, sweeper: { intervalMs: 0 } })],
+    }).then(
+      async (app) => {
+        await app.close();
+        return undefined;
+      },
+      (reason: unknown) => reason,
+    );
+    expect(error).toBeInstanceOf(DeletionConfigurationError);
+    expect(error).toMatchObject({ code: 'DELETION_CONFIG_DUPLICATE_MODULE' });
+    expect((error as Error).message).toContain('imported twice for the same MikroORM instance');
+  });
+
+  it('@Dependent() on a class the ORM does not use is ignored, not a boot failure', async () => {
+    const app = await createDeletionTestApp({ database: 'deletion_operations_unused_dependent', entities: ASYNC_ENTITIES });
+    try {
+      const owner = await seedOwner(app.em(), {});
+      await expect(app.deletions.destroy(Owner, owner)).resolves.toMatchObject({ status: 'completed' });
+      expect(new DraftOwner().drafts).toEqual([]);
+    } finally {
+      await app.close();
+    }
+  });
+});
