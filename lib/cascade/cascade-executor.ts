@@ -58,6 +58,22 @@ export class CascadeExecutor {
   }
 
   /**
+   * Tombstone mode, before the marked rows are hard-deleted: children added under them since the
+   * request (a row inserted with their key) would make that DELETE fail on a foreign key. The
+   * synchronous policies apply to them now, as they did in the request (`restrict` refuses); the
+   * queued ones were walked again by the queue (see `RequestRunner`).
+   */
+  async applyToLateChildren(em: EntityManager, policy: EntityPolicy, parentIds: readonly unknown[], scope: CascadeScope): Promise<void> {
+    for (const relation of policy.relations.filter((r) => !semanticsOf(r.policy).queued)) {
+      if (semanticsOf(relation.policy).refuses) {
+        await this.restrict(em, relation, parentIds);
+      } else {
+        await this.applyRelation(em, relation, parentIds, scope);
+      }
+    }
+  }
+
+  /**
    * Whether the first statement `applyPolicies` runs for these rows is their request row's insert,
    * which can then carry the validators as its guard (no `restrict` count comes before it, so the
    * validators still answer first).

@@ -5,6 +5,7 @@ import {
   type ChangeSet,
   type EntityManager,
   type EventArgs,
+  type EntityMetadata,
   type EventSubscriber,
   type FlushEventArgs,
   type TransactionEventArgs,
@@ -18,7 +19,7 @@ import { ValidationHoister, type DeletionGuard } from '../validation/validation-
 import { CascadeContext } from './cascade-context.js';
 import { CascadeExecutor } from './cascade-executor.js';
 import { EntityKeys } from '../sql/entity-keys.js';
-import { keyToken, lockRows } from '../sql/row-statements.js';
+import { keyToken, lockRows, rowClasses } from '../sql/row-statements.js';
 
 const DELETES: readonly ChangeSetType[] = [ChangeSetType.DELETE, ChangeSetType.DELETE_EARLY];
 
@@ -66,8 +67,9 @@ export class DeletionSubscriber implements EventSubscriber, OnModuleInit {
   }
 
   getSubscribedEntities() {
-    // Subclasses inherit their root's policies; list them so MikroORM dispatches their events too.
-    return [...this.orm.getMetadata().getAll().values()].filter((meta) => this.registry.has(meta)).map((meta) => meta.class);
+    // Entities with rules, and base classes whose subclasses have some (a row removed through a
+    // reference of the base class may be a subclass's).
+    return [...this.orm.getMetadata().getAll().values()].filter((meta) => this.registry.watches(meta)).map((meta) => meta.class);
   }
 
   onFlush({ uow }: FlushEventArgs): void {
@@ -177,21 +179,47 @@ export class DeletionSubscriber implements EventSubscriber, OnModuleInit {
    * set-based over the group.
    */
   private async applyToGroup(args: EventArgs<object>, inGroup: (cs: ChangeSet<object>) => boolean): Promise<void> {
-    const policy = this.registry.forMeta(args.meta);
-    if (!policy || !args.changeSet || this.handled.has(args.changeSet)) {
+    if (!args.changeSet || this.handled.has(args.changeSet) || !this.registry.watches(args.meta)) {
       return;
     }
     const group = args.em
       .getUnitOfWork(false)
       .getChangeSets()
-      .filter((cs) => inGroup(cs) && this.registry.forMeta(cs.meta) === policy && !this.handled.has(cs));
+      .filter((cs) => inGroup(cs) && cs.meta.class === args.meta.class && !this.handled.has(cs));
     if (!group.includes(args.changeSet)) {
       group.push(args.changeSet);
     }
     for (const changeSet of group) {
       this.handled.add(changeSet);
     }
-    await this.apply(args, policy, group);
+    for (const [policy, changeSets] of await this.byRealClass(args.em, args.meta, group)) {
+      await this.apply(args, policy, changeSets);
+    }
+  }
+
+  /**
+   * The policy of each row's own class. A row removed through a reference of a base class
+   * (`em.getReference(Pet, id)`) may be a subclass's row, whose own policies and validators apply:
+   * when a subclass has rules of its own, the rows' discriminators say which.
+   */
+  private async byRealClass(em: EntityManager, meta: EntityMetadata, group: ChangeSet<object>[]): Promise<Map<EntityPolicy, ChangeSet<object>[]>> {
+    const byPolicy = new Map<EntityPolicy, ChangeSet<object>[]>();
+    const add = (policy: EntityPolicy | undefined, changeSet: ChangeSet<object>) => {
+      if (policy) {
+        byPolicy.set(policy, [...(byPolicy.get(policy) ?? []), changeSet]);
+      }
+    };
+    if (this.registry.subclassesWithOwnRules(meta).length === 0) {
+      group.forEach((changeSet) => add(this.registry.forMeta(meta), changeSet));
+      return byPolicy;
+    }
+    const keys = EntityKeys.of(meta);
+    const classes = await rowClasses(em, meta, group.map((changeSet) => keys.ofEntity(changeSet.entity)));
+    for (const changeSet of group) {
+      const real = classes.get(keyToken(meta, keys.ofEntity(changeSet.entity), em)) ?? meta;
+      add(this.registry.forMeta(real) ?? this.registry.forMeta(meta), changeSet);
+    }
+    return byPolicy;
   }
 
   /**

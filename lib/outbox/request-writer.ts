@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 import type { EntityManager, EntityMetadata } from '@mikro-orm/core';
 import { Inject, Injectable } from '@nestjs/common';
 import { CascadeContext, type CascadeScope } from '../cascade/cascade-context.js';
+import { DeletionConfigurationError } from '../errors/deletion-configuration.error.js';
 import { insertRequest } from '../sql/request-statements.js';
 import { EntityKeys } from '../sql/entity-keys.js';
 import { semanticsOf } from '../policies/policy-semantics.js';
@@ -117,6 +118,16 @@ export class RequestWriter {
       Partial<Pick<DeletionRequest, 'origin'>>,
     guard?: DeletionGuard,
   ): Promise<void> {
+    if (em.schema !== undefined && em.schema !== em.config.getSchema()) {
+      // The queue, the relay and status() read requests with the ORM's own schema, and its batches
+      // would resolve the children's tables there: the row would be lost, or walk another tenant's rows.
+      throw DeletionConfigurationError.create(
+        'DELETION_CONFIG_SCHEMA',
+        { entity: data.entity },
+        `a queued deletion was flushed by an entity manager with its own schema ("${em.schema}"), which queued cascades do not follow.`,
+        'give the entities their schema in their metadata, or use synchronous policies for deletions made through em.fork({ schema }).',
+      );
+    }
     const requests = em.getMetadata().get(DeletionRequest);
     const row = { origin: 'deletion', ...data, parentId: data.parentId ?? null, state: 'pending', attempts: 0 };
     const inserted = guard ? await insertRequest(em, requests, row, guard) : false;

@@ -4,6 +4,8 @@ import { deleteRows } from '../sql/row-statements.js';
 import { Inject, Injectable } from '@nestjs/common';
 import { DeletionRequest } from '../outbox/deletion-request.entity.js';
 import { PolicyRegistry } from '../registry/policy-registry.js';
+import { CascadeExecutor } from '../cascade/cascade-executor.js';
+import { CascadeContext } from '../cascade/cascade-context.js';
 
 /**
  * Completes a request once its own relations are walked and all its child requests have
@@ -12,7 +14,10 @@ import { PolicyRegistry } from '../registry/policy-registry.js';
  */
 @Injectable()
 export class RequestCompletion {
-  constructor(@Inject(PolicyRegistry) private readonly registry: PolicyRegistry) {}
+  constructor(
+    @Inject(PolicyRegistry) private readonly registry: PolicyRegistry,
+    @Inject(CascadeExecutor) private readonly executor: CascadeExecutor,
+  ) {}
 
   /** Returns the requests completed by this call, innermost first. `request` must be locked. */
   async tryComplete(em: EntityManager, request: DeletionRequest): Promise<DeletionRequest[]> {
@@ -23,8 +28,8 @@ export class RequestCompletion {
     if (open > 0) {
       return [];
     }
-    if (request.tombstone) {
-      await this.purgeTombstoned(em, request);
+    if (request.tombstone && !(await this.purgeTombstoned(em, request))) {
+      return [];
     }
     request.state = 'completed';
     request.completedAt = new Date();
@@ -38,13 +43,24 @@ export class RequestCompletion {
     return parent ? [request, ...(await this.tryComplete(em, parent))] : [request];
   }
 
-  /** Tombstone mode: the marked parent rows go last, once nothing of theirs is left. */
-  private async purgeTombstoned(em: EntityManager, request: DeletionRequest): Promise<void> {
+  /**
+   * Tombstone mode: the marked parent rows go last, once nothing of theirs is left. Children added
+   * under them meanwhile get the synchronous policies first; if that files child requests (a
+   * destroyed child with queued work of its own), the request waits for them: returns false.
+   */
+  private async purgeTombstoned(em: EntityManager, request: DeletionRequest): Promise<boolean> {
     const policy = this.registry.forEntityName(request.entity);
     if (!policy?.tombstone) {
-      return;
+      return true;
     }
     const keys = EntityKeys.of(policy.meta);
-    await deleteRows(em, policy.meta, request.parentIds.map((id) => keys.fromJson(id)), { tombstoned: policy.tombstone });
+    const parentIds = request.parentIds.map((id) => keys.fromJson(id));
+    const scope = { requestId: request.id, rootId: request.rootId, path: request.path, ensureWritten: async () => {} };
+    await CascadeContext.runInRequest(scope, () => this.executor.applyToLateChildren(em, policy, parentIds, scope));
+    if ((await em.count(DeletionRequest, { parentId: request.id, state: { $ne: 'completed' } })) > 0) {
+      return false;
+    }
+    await deleteRows(em, policy.meta, parentIds, { tombstoned: policy.tombstone });
+    return true;
   }
 }

@@ -102,6 +102,11 @@ export class PolicyRegistry {
     return this.byClass.get(meta.class);
   }
 
+  /** Whether removing rows of `meta` can involve rules: its own, or a subclass's (a base-class reference to a subclass row). */
+  watches(meta: EntityMetadata): boolean {
+    return this.has(meta) || this.subclassesWithOwnRules(meta).length > 0;
+  }
+
   /** Whether `meta`'s entity has any declared policy or validator. */
   has(meta: EntityMetadata): boolean {
     return this.forMeta(meta) !== undefined;

@@ -111,6 +111,9 @@ export function resolvePolicies(input: ResolverInput): PolicyRegistry {
       checkTombstone(meta, ownTombstone, errors);
     }
     checkShape(meta, lineage.flatMap((m) => [...(declared.get(m)?.keys() ?? [])]), tombstone, errors);
+    if (declared.has(meta)) {
+      checkOverlaps(meta, relations, errors);
+    }
     for (const set of ownValidatorsOf(meta.class).sets) {
       checkValidatorWhere(meta, set, errors);
     }
@@ -208,6 +211,10 @@ function resolveRelation(
     );
     return undefined;
   }
+  if (childMeta.schema === '*') {
+    errors.push(wildcardSchema(childMeta, relation));
+    return undefined;
+  }
   if (semantics.recurses || semantics.queued) {
     // These walk, store and compare the children's own keys.
     try {
@@ -292,6 +299,9 @@ function checkShape(meta: EntityMetadata, relations: readonly string[], tombston
     errors.push(error as DeletionConfigurationError);
     return;
   }
+  if (meta.schema === '*') {
+    errors.push(wildcardSchema(meta));
+  }
   if (meta.root.inheritanceType === 'tpt') {
     errors.push(
       config(
@@ -367,4 +377,41 @@ function checkValidatorWhere(meta: EntityMetadata, set: SetValidatorOptions, err
       ),
     );
   }
+}
+
+/**
+ * `schema: '*'`: each row lives in the schema its entity manager chose, which a deletion's later
+ * statements (and its queued batches) would not know.
+ */
+function wildcardSchema(meta: EntityMetadata, relation?: string): DeletionConfigurationError {
+  return config(
+    'DELETION_CONFIG_SCHEMA',
+    { entity: meta.className, relation },
+    `${meta.className} has schema: '*' (a schema per entity manager), and deletions resolve every table once, from the entity's metadata.`,
+    `give ${meta.className} its schema, or declare no deletion policy or validator over it.`,
+  );
+}
+
+/**
+ * Two relations of one entity over the same foreign-key column whose targets share rows (one typed
+ * to a subclass of the other's): with different policies, which one a row gets would depend on the
+ * order they run in, and differ between a synchronous and a queued cascade.
+ */
+function checkOverlaps(meta: EntityMetadata, relations: readonly RelationPolicy[], errors: DeletionConfigurationError[]): void {
+  const column = (r: RelationPolicy) => `${r.childMeta.root.className}:${(r.childMeta.properties[r.childProperty as never] as EntityProperty).fieldNames.join(',')}`;
+  relations.forEach((a, i) => {
+    for (const b of relations.slice(i + 1)) {
+      const shared = isSameOrSubclass(a.childMeta.class, b.childMeta.class) || isSameOrSubclass(b.childMeta.class, a.childMeta.class);
+      if (a.kind !== 'm:n' && b.kind !== 'm:n' && shared && column(a) === column(b) && (a.policy !== b.policy || a.batchSize !== b.batchSize)) {
+        errors.push(
+          config(
+            'DELETION_CONFIG_OVERLAP',
+            { entity: meta.className, relation: b.relation },
+            `"${a.relation}" ("${a.policy}") and "${b.relation}" ("${b.policy}") reach the same ${b.childMeta.className} rows through the same foreign key, so a row would get whichever policy runs first.`,
+            `declare the same policy on both, or a policy on one of them only.`,
+          ),
+        );
+      }
+    }
+  });
 }

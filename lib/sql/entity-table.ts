@@ -117,6 +117,9 @@ export class EntityTable {
     if (!values) {
       return undefined;
     }
+    if (values.length === 0) {
+      return 'false';
+    }
     const root = this.meta.root;
     const prop = root.properties[root.discriminatorColumn as never] as EntityProperty;
     return `${qualify(alias, prop.fieldNames[0]!)} in (${values.map(literal).join(', ')})`;
@@ -139,9 +142,10 @@ function qualify(alias: string | undefined, field: string): string {
  */
 export function discriminatorValues(meta: EntityMetadata, metadata: MetadataStorage): (string | number)[] | undefined {
   const root = meta.root;
-  if (root.inheritanceType !== 'sti' || meta.class === root.class || meta.discriminatorValue === undefined) {
+  if (root.inheritanceType !== 'sti' || meta.class === root.class) {
     return undefined;
   }
+  // A class with no value of its own (a plain class between two entities) has the rows of those below it.
   return [...metadata.getAll().values()]
     .filter((m) => m.root.class === root.class && m.discriminatorValue !== undefined && isSameOrSubclass(m.class, meta.class))
     .map((m) => m.discriminatorValue!);

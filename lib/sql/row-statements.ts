@@ -1,5 +1,5 @@
-import type { EntityManager, EntityMetadata } from '@mikro-orm/core';
-import { EntityTable } from './entity-table.js';
+import type { EntityManager, EntityMetadata, EntityProperty } from '@mikro-orm/core';
+import { EntityTable, quote } from './entity-table.js';
 import { query, run } from './execute.js';
 
 /**
@@ -34,4 +34,27 @@ export async function deleteRows(em: EntityManager, meta: EntityMetadata, keys: 
   const chosen = table.keyIn(keys, 'v');
   const marked = options.tombstoned === undefined ? '' : ` and ${table.column(options.tombstoned, 'v')} is not null`;
   return run(em, `delete from ${table.name} as v where ${chosen.sql}${table.andDiscriminator('v')}${marked}`, chosen.params);
+}
+
+/**
+ * The entity each of these rows of a single-table-inheritance entity really is, read from its
+ * discriminator: by key token (`keyToken`), the metadata of the row's class.
+ */
+export async function rowClasses(em: EntityManager, meta: EntityMetadata, keys: readonly unknown[]): Promise<Map<string, EntityMetadata>> {
+  const table = EntityTable.of(em, meta);
+  const root = meta.root;
+  const column = (root.properties[root.discriminatorColumn as never] as EntityProperty).fieldNames[0]!;
+  const chosen = table.keyIn(keys, 'v');
+  const rows = await query(em, `select ${table.selectKey('v', 'k')}, v.${quote(column)} as d from ${table.name} as v where ${chosen.sql}`, chosen.params);
+  const byValue = new Map(
+    [...em.getMetadata().getAll().values()].filter((m) => m.root.class === root.class && m.discriminatorValue !== undefined).map((m) => [String(m.discriminatorValue), m]),
+  );
+  const classes = new Map<string, EntityMetadata>();
+  for (const row of rows) {
+    const real = byValue.get(String(row.d));
+    if (real) {
+      classes.set(JSON.stringify(table.keys.toJson(table.keys.fromRow(row, 'k'))), real);
+    }
+  }
+  return classes;
 }
