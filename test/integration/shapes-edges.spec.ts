@@ -98,3 +98,74 @@ describe('ids on shapes the key codec does not type', () => {
     expect((await sql(`select id from var_parent order by id`)).map((r: Record<string, unknown>) => r.id)).toEqual(['a', 'ab']);
   });
 });
+
+describe('shapes of several tenants and of overlapping relations, refused', () => {
+  it("an entity with schema: '*' under a policy stops the boot with DELETION_CONFIG_SCHEMA", async () => {
+    const { Parent, entities } = family('Wild', { type: 'integer' }, { id: { type: 'integer', primary: true } });
+    (entities[0] as EntitySchema<Record<string, unknown>>).meta.schema = '*';
+    const error = await bootError(entities, [definePolicy(Parent, { kids: 'deleteAll' } as never)]);
+    expect(error).toMatchObject({ code: 'DELETION_CONFIG_SCHEMA', entity: 'WildParent' });
+    expect(error.message).toContain("schema: '*'");
+  });
+
+  it('two relations over one foreign key whose targets share rows, with different policies, stop the boot with DELETION_CONFIG_OVERLAP', async () => {
+    const Shelter = klass('Shelter');
+    const Pet = klass('Pet');
+    const Stray = ({ Stray: class extends (Pet as new () => object) {} }).Stray as EntityClass<object>;
+    const entities = [
+      new EntitySchema<Record<string, unknown>>({
+        class: Shelter as never,
+        properties: {
+          id: { type: 'integer', primary: true },
+          pets: { kind: '1:m', entity: () => Pet, mappedBy: 'shelter' },
+          strays: { kind: '1:m', entity: () => Stray, mappedBy: 'shelter' },
+        } as never,
+      }),
+      new EntitySchema<Record<string, unknown>>({
+        class: Pet as never,
+        discriminatorColumn: 'kind',
+        discriminatorMap: { pet: 'Pet', stray: 'Stray' },
+        properties: {
+          id: { type: 'integer', primary: true },
+          kind: { type: 'string' },
+          shelter: { kind: 'm:1', entity: () => Shelter, nullable: true, createForeignKeyConstraint: false, index: true },
+        } as never,
+      }),
+      new EntitySchema<Record<string, unknown>>({ class: Stray as never, extends: Pet as never, discriminatorValue: 'stray', properties: {} }),
+    ] as EntitySchema[];
+    const error = await bootError(entities, [definePolicy(Shelter, { pets: 'nullify', strays: 'destroyAsync' } as never)]);
+    expect(error).toMatchObject({ code: 'DELETION_CONFIG_OVERLAP', entity: 'Shelter', relation: 'strays' });
+    expect(error.message).toContain('"pets" ("nullify") and "strays" ("destroyAsync") reach the same Stray rows through the same foreign key');
+  });
+});
+
+describe('a queued deletion flushed by an entity manager with its own schema', () => {
+  const { Parent, entities } = family('Tenant', { type: 'integer' }, { id: { type: 'integer', primary: true } });
+  let app: DeletionTestApp;
+  beforeAll(async () => {
+    app = await createDeletionTestApp({ database: 'deletion_shapes_edges_tenant', entities, deletion: { policies: [definePolicy(Parent, { kids: 'destroyAsync' } as never)] } });
+    const sql = app.em().getConnection();
+    await sql.execute('create schema t1');
+    for (const table of ['tenant_parent', 'tenant_kid', 'deletion_request', 'deletion_orphan']) {
+      await sql.execute(`create table t1.${table} (like public.${table} including all)`);
+    }
+  });
+  afterAll(() => app?.close());
+
+  it('is refused with DELETION_CONFIG_SCHEMA, and nothing is deleted in either schema', async () => {
+    const sql = app.em().getConnection();
+    for (const schema of ['public', 't1']) {
+      await sql.execute(`insert into ${schema}.tenant_parent (id) values (1)`);
+      await sql.execute(`insert into ${schema}.tenant_kid (id, parent_id) values (10, 1)`);
+    }
+    const em = app.orm.em.fork({ schema: 't1' });
+    em.remove(await em.findOneOrFail(Parent, 1 as never));
+    await expect(em.flush()).rejects.toMatchObject({ code: 'DELETION_CONFIG_SCHEMA' });
+    for (const schema of ['public', 't1']) {
+      expect(await sql.execute(`select (select count(*)::int from ${schema}.tenant_parent) as parents, (select count(*)::int from ${schema}.tenant_kid) as kids`)).toEqual([
+        { parents: 1, kids: 1 },
+      ]);
+    }
+    expect(await sql.execute('select count(*)::int as n from t1.deletion_request')).toEqual([{ n: 0 }]);
+  });
+});
