@@ -124,7 +124,7 @@ describe('shapes of several tenants and of overlapping relations, refused', () =
       new EntitySchema<Record<string, unknown>>({
         class: Pet as never,
         discriminatorColumn: 'kind',
-        discriminatorMap: { pet: 'Pet', stray: 'Stray' },
+        discriminatorMap: { pet: 'Pet', stray: 'Stray' } as never,
         properties: {
           id: { type: 'integer', primary: true },
           kind: { type: 'string' },
