@@ -1,4 +1,4 @@
-import { LockMode, MikroORM, type EntityClass, type EntityMetadata, type FilterQuery, type Primary } from '@mikro-orm/core';
+import { LockMode, MikroORM, type EntityClass, type EntityManager, type EntityMetadata, type FilterQuery, type Primary } from '@mikro-orm/core';
 import { callerKey } from './sql/entity-keys.js';
 import { Inject, Injectable } from '@nestjs/common';
 import { CascadeContext, type DestroyScope } from './cascade/cascade-context.js';
@@ -15,6 +15,12 @@ import type { DeletionPlan } from './plan/deletion-plan.js';
 import { DeletionPlanner } from './plan/deletion-planner.js';
 import { summarize, type DeletionStatus } from './status/deletion-status.js';
 
+
+/** Options of `DeletionService.destroy()`. */
+export interface DestroyOptions {
+  /** The caller's entity manager, whose transaction the deletion joins. */
+  em?: EntityManager;
+}
 
 /**
  * The programmatic entry point: deletes a row through its declared policies, reports on queued
@@ -40,18 +46,29 @@ export class DeletionService {
    * Queued work is enqueued once the transaction has committed.
    *
    * `id` is the primary key's value (an array of the components for a composite key), never a
-   * filter; a string of digits is accepted for an integer key.
+   * filter; a string of digits is accepted for an integer key. With `{ em }`, the deletion joins
+   * that entity manager's transaction: a rollback there leaves nothing, and queued work is enqueued
+   * after its outermost commit.
+   *
+   * @example
+   * await orm.em.transactional(async (em) => {
+   *   await audit.record(em, 'author deleted');
+   *   await deletions.destroy(Author, 42, { em });
+   * });
    *
    * @throws DeletionInvalidIdError (400) when `id` is not a value of the entity's key.
    * @throws DeletionTargetNotFoundError (404) when no such row exists.
    * @throws DeletionRestrictedError (409) when a `restrict` relation still has children.
    */
-  async destroy<T extends object>(entity: EntityClass<T>, id: Primary<T>): Promise<DeletionReceipt> {
+  async destroy<T extends object>(entity: EntityClass<T>, id: Primary<T>, options: DestroyOptions = {}): Promise<DeletionReceipt> {
     const meta = this.metadataOf(entity);
     const { key, json } = callerKey(meta, id);
     const scope: DestroyScope = { rootRequestIds: [] };
+    // With the caller's entity manager, a nested transaction of its own (a savepoint when the caller
+    // is in one): the rows go, and the job is enqueued, only when the caller's transaction commits.
+    const base = options.em ?? this.orm.em.fork();
     await CascadeContext.runInDestroy(scope, () =>
-      this.orm.em.fork().transactional(async (em) => {
+      base.transactional(async (em) => {
         // Locked, so two deletions of the same row serialize: the second finds it gone (404).
         const target = await em.findOne(entity, key as FilterQuery<NoInfer<T>>, { lockMode: LockMode.PESSIMISTIC_WRITE });
         if (!target) {

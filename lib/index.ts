@@ -1,5 +1,5 @@
 export { DeletionModule } from './deletion.module.js';
-export { DeletionService } from './deletion.service.js';
+export { DeletionService, type DestroyOptions } from './deletion.service.js';
 export { DeletionEvents, type DeletionCompletedEvent, type DeletionFailedEvent } from './events/deletion-events.js';
 export { Dependent } from './decorators/dependent.decorator.js';
 export { ValidateBeforeDestroy, type SetValidatorOptions } from './decorators/validate-before-destroy.decorator.js';

@@ -137,3 +137,41 @@ describe('a flush that removes thousands of parents', () => {
     expect(await scalar(app, 'select count(*) from owner')).toBe(1);
   });
 });
+
+/** DESIGN 3: `destroy(entity, id, { em })` joins the caller's transaction. */
+describe('destroy() with the caller entity manager', () => {
+  let app: DeletionTestApp;
+  beforeAll(async () => {
+    app = await createDeletionTestApp({
+      database: 'deletion_async_destroy_em',
+      entities: ASYNC_ENTITIES,
+      deletion: { policies: [definePolicy(Owner, { items: 'destroyAsync', logs: 'deleteAll' })] },
+    });
+  });
+  afterAll(() => app?.close());
+
+  it('a rollback of the caller transaction leaves every row, no request and no job', async () => {
+    const owner = await seedOwner(app.em(), { items: 3, logs: 2 });
+    const jobsBefore = await app.queue.getJobCounts();
+    await expect(
+      app.em().transactional(async (em) => {
+        const receipt = await app.deletions.destroy(Owner, owner, { em });
+        expect(receipt.status).toBe('pending');
+        throw new Error('the caller rolls back');
+      }),
+    ).rejects.toThrow('the caller rolls back');
+    expect(await scalar(app, 'select count(*) from owner where id = ?', [owner])).toBe(1);
+    expect(await scalar(app, 'select count(*) from item where owner_id = ?', [owner])).toBe(3);
+    expect(await scalar(app, 'select count(*) from log where owner_id = ?', [owner])).toBe(2);
+    expect(await scalar(app, 'select count(*) from deletion_request')).toBe(0);
+    expect(await app.queue.getJobCounts()).toEqual(jobsBefore);
+  });
+
+  it('a commit of the caller transaction enqueues the cascade, which completes', async () => {
+    const owner = await seedOwner(app.em(), { items: 3, logs: 2 });
+    const receipt = await app.em().transactional((em) => app.deletions.destroy(Owner, owner, { em }));
+    expect((await waitForState(app.deletions, receipt.requestId!)).state).toBe('completed');
+    expect(await scalar(app, 'select count(*) from item where owner_id = ?', [owner])).toBe(0);
+    expect(await scalar(app, 'select count(*) from log where owner_id = ?', [owner])).toBe(0);
+  });
+});
