@@ -148,7 +148,7 @@ export class DeletionService {
     if (!meta || meta.embeddable || meta.virtual) {
       const name = typeof entity === 'function' ? entity.name : String(entity);
       throw DeletionConfigurationError.create(
-        'DELETION_UNKNOWN_ENTITY',
+        'DELETION_CONFIG_UNKNOWN_ENTITY',
         { entity: name },
         `${name} is not an entity known to MikroORM.`,
         `pass an entity class registered in your MikroORM configuration.`,

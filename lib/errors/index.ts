@@ -8,3 +8,4 @@ export * from './deletion-validation-budget.error.js';
 export * from './deletion-invalid-id.error.js';
 export * from './deletion-validation-depth.error.js';
 export * from './deletion-stalled.error.js';
+export * from './error-codes.js';

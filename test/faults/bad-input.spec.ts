@@ -48,7 +48,7 @@ describe('an unknown entity passed to DeletionService', () => {
     ['an @Entity() class this ORM was not configured with', Author, 'Author'],
     ['a string instead of a class', 'Owner', 'Owner'],
     ['undefined', undefined, 'undefined'],
-  ])('%s: destroy() and plan() reject with DELETION_UNKNOWN_ENTITY naming it, and delete nothing', async (_label, entity, name) => {
+  ])('%s: destroy() and plan() reject with DELETION_CONFIG_UNKNOWN_ENTITY naming it, and delete nothing', async (_label, entity, name) => {
     const owner = await seedOwner(app.em(), { items: 3, logs: 2 });
     const before = await countRows(app.em());
     const jobsBefore = await app.queue.getJobCounts();
@@ -59,7 +59,7 @@ describe('an unknown entity passed to DeletionService', () => {
         (reason: unknown) => reason,
       );
       expect(error).toBeInstanceOf(DeletionConfigurationError);
-      expect(error).toMatchObject({ code: 'DELETION_UNKNOWN_ENTITY', entity: name, message: expect.stringContaining(`${name} is not an entity known to MikroORM`) });
+      expect(error).toMatchObject({ code: 'DELETION_CONFIG_UNKNOWN_ENTITY', entity: name, message: expect.stringContaining(`${name} is not an entity known to MikroORM`) });
     }
     expect(await countRows(app.em())).toEqual(before);
     expect(await app.queue.getJobCounts()).toEqual(jobsBefore);

@@ -111,6 +111,15 @@ describe('configuration errors stop the boot', () => {
     expect(error.message).toContain('[DELETION_CONFIG_NOT_NULLABLE] Author.books: ');
     expect(error.message).toContain('[DELETION_CONFIG_UNKNOWN_RELATION] Author.chapters: ');
     expect(error.message).toContain('[DELETION_CONFIG_UNKNOWN_ENTITY] Ghost: ');
+    // Each inner error is kept, with its own code and subject.
+    expect(error.errors.map((e) => [e.code, e.entity, e.relation])).toEqual(
+      expect.arrayContaining([
+        ['DELETION_CONFIG_NOT_NULLABLE', 'Author', 'books'],
+        ['DELETION_CONFIG_UNKNOWN_RELATION', 'Author', 'chapters'],
+        ['DELETION_CONFIG_UNKNOWN_ENTITY', 'Ghost', undefined],
+      ]),
+    );
+    expect(error.errors).toHaveLength(3);
   });
 
   it('a valid configuration on the same schema boots (control), and the service refuses an unknown class', async () => {

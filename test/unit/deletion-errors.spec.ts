@@ -40,20 +40,46 @@ describe('deletion errors', () => {
   });
 
   it('DeletionConfigurationError names where, what and the fix', () => {
-    const error = DeletionConfigurationError.create('DELETION_CONFIG_X', { entity: 'Author', relation: 'books' }, 'it is wrong.', 'do it right.');
+    const error = DeletionConfigurationError.create('DELETION_CONFIG_NOT_NULLABLE', { entity: 'Author', relation: 'books' }, 'it is wrong.', 'do it right.');
 
-    expect(error).toMatchObject({ code: 'DELETION_CONFIG_X', entity: 'Author', relation: 'books', message: 'Author.books: it is wrong. Fix: do it right.' });
-    expect(DeletionConfigurationError.create('C', { option: 'batchSize' }, 'p.', 'f.').message).toBe('batchSize: p. Fix: f.');
-    expect(DeletionConfigurationError.create('C', {}, 'p.', 'f.').message).toBe('DeletionModule: p. Fix: f.');
+    expect(error).toMatchObject({ code: 'DELETION_CONFIG_NOT_NULLABLE', entity: 'Author', relation: 'books', message: 'Author.books: it is wrong. Fix: do it right.' });
+    expect(DeletionConfigurationError.create('DELETION_CONFIG_INVALID_OPTION', { option: 'batchSize' }, 'p.', 'f.').message).toBe('batchSize: p. Fix: f.');
+    expect(DeletionConfigurationError.create('DELETION_CONFIG_INVALID_OPTION', {}, 'p.', 'f.').message).toBe('DeletionModule: p. Fix: f.');
   });
 
   it('DeletionConfigurationError.many returns a single error as it is, and lists several', () => {
-    const one = DeletionConfigurationError.create('A', { entity: 'Author' }, 'a.', 'fa.');
-    const two = DeletionConfigurationError.create('B', { entity: 'Book', relation: 'reviews' }, 'b.', 'fb.');
+    const one = DeletionConfigurationError.create('DELETION_CONFIG_TOMBSTONE', { entity: 'Author' }, 'a.', 'fa.');
+    const two = DeletionConfigurationError.create('DELETION_CONFIG_CONFLICT', { entity: 'Book', relation: 'reviews' }, 'b.', 'fb.');
 
     expect(DeletionConfigurationError.many([one])).toBe(one);
     const both = DeletionConfigurationError.many([one, two]);
     expect(both.code).toBe('DELETION_CONFIG_INVALID');
-    expect(both.message).toBe('2 deletion policy errors:\n  - [A] Author: a. Fix: fa.\n  - [B] Book.reviews: b. Fix: fb.');
+    expect(both.message).toBe('2 deletion policy errors:\n  - [DELETION_CONFIG_TOMBSTONE] Author: a. Fix: fa.\n  - [DELETION_CONFIG_CONFLICT] Book.reviews: b. Fix: fb.');
+    expect(both.errors).toEqual([one, two]);
+  });
+});
+
+describe('error codes', () => {
+  it('every error class carries a code of the exported constants, and no code means two conditions', async () => {
+    const errors = await import('../../lib/index.js');
+    const classes = [
+      errors.DeletionBlockedError,
+      errors.DeletionRestrictedError,
+      errors.DeletionValidationBudgetError,
+      errors.DeletionValidationDepthError,
+      errors.DeletionTargetNotFoundError,
+      errors.DeletionInvalidIdError,
+      errors.DeletionRequestNotFoundError,
+      errors.DeletionStalledError,
+    ];
+    const codes = Object.values(errors.DELETION_ERROR_CODES) as string[];
+    expect(classes.map((cls) => cls.CODE).every((code) => codes.includes(code))).toBe(true);
+    const all = [...codes, ...Object.values(errors.DELETION_CONFIG_CODES)];
+    expect(new Set(all).size).toBe(all.length);
+  });
+
+  it('a DeletionError body carries a bigint key as its decimal string, so it serializes', () => {
+    const error = DeletionTargetNotFoundError.create('Ledger', 9007199254740993n);
+    expect(JSON.parse(JSON.stringify(error.getResponse()))).toMatchObject({ id: '9007199254740993', message: 'Ledger 9007199254740993 does not exist.' });
   });
 });
