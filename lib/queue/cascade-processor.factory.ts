@@ -40,7 +40,7 @@ export function createCascadeProcessor(
   };
   if (options.queue.backend === 'postgres') {
     const processor = new CascadeProcessor(queue, runner, relay, sweeper, events, options);
-    processor.adoptWorker(() => createPostgresWorker(options, orm, (job) => processor.process(job), settings));
+    processor.adoptWorker(() => createPostgresWorker(options, orm, (job, token) => processor.process(job, token), settings));
     return processor;
   }
   class ApplicationCascadeProcessor extends CascadeProcessor {}

@@ -1,6 +1,6 @@
 import { InjectQueue, OnWorkerEvent, WorkerHost } from '@nestjs/bullmq';
 import { Inject, Injectable, Logger, type OnApplicationBootstrap, type OnApplicationShutdown, type OnModuleDestroy } from '@nestjs/common';
-import { UnrecoverableError, type Job, type Queue, type Worker } from 'bullmq';
+import { DelayedError, UnrecoverableError, type Job, type Queue, type Worker } from 'bullmq';
 import { DeletionBlockedError } from '../errors/deletion-blocked.error.js';
 import { DeletionRestrictedError } from '../errors/deletion-restricted.error.js';
 import { DeletionValidationDepthError } from '../errors/deletion-validation-depth.error.js';
@@ -97,7 +97,14 @@ export class CascadeProcessor extends WorkerHost implements OnApplicationBootstr
     // WorkerHost exposes the worker through `_worker`, which @nestjs/bullmq's explorer sets.
     Object.assign(this, { _worker: worker });
     worker.on('failed', (job, error) => void this.onFailed(job, error));
+    worker.on('closing', () => this.onWorkerClosing());
     worker.on('error', (error) => this.warnThrottled('worker', `Deletion worker error: ${error.message}`));
+  }
+
+  /** Shutdown: the requests under way stop after their current batch (see `RequestRunner.stop`). */
+  @OnWorkerEvent('closing')
+  onWorkerClosing(): void {
+    this.runner.stop();
   }
 
   /** The worker `@nestjs/bullmq` runs on Redis: its connection errors, through the logger (never `console`). */
@@ -114,7 +121,7 @@ export class CascadeProcessor extends WorkerHost implements OnApplicationBootstr
     }
   }
 
-  async process(job: Job): Promise<unknown> {
+  async process(job: Job, token?: string): Promise<unknown> {
     if (job.name === RELAY_JOB) {
       return { enqueued: await this.relay.run() };
     }
@@ -124,6 +131,11 @@ export class CascadeProcessor extends WorkerHost implements OnApplicationBootstr
     const requestId = parsePayload(job);
     try {
       const outcome = await this.runner.run(requestId);
+      if (outcome.kind === 'interrupted') {
+        // Back to the queue, due now: another worker (or this one, restarted) resumes from the cursor.
+        await job.moveToDelayed(Date.now(), token);
+        throw new DelayedError();
+      }
       if (outcome.kind === 'completed') {
         this.announceCompleted(outcome.completed);
       } else if (outcome.kind === 'missing') {
@@ -131,6 +143,9 @@ export class CascadeProcessor extends WorkerHost implements OnApplicationBootstr
       }
       return { outcome: outcome.kind };
     } catch (error) {
+      if (error instanceof DelayedError) {
+        throw error;
+      }
       // A validator's or a `restrict`'s refusal is not transient: retrying blindly would only fail again.
       const refused = error instanceof DeletionBlockedError || error instanceof DeletionValidationBudgetError || error instanceof DeletionValidationDepthError || error instanceof DeletionRestrictedError || error instanceof DeletionStalledError;
       const final = refused || error instanceof UnrecoverableError || job.attemptsMade + 1 >= (job.opts.attempts ?? 1);

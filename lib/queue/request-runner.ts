@@ -21,7 +21,8 @@ export type RunOutcome =
   | { kind: 'completed'; completed: DeletionRequest[] }
   | { kind: 'waiting' } // own work done, child requests still open
   | { kind: 'finished-before' } // already completed or failed
-  | { kind: 'missing' };
+  | { kind: 'missing' }
+  | { kind: 'interrupted' }; // the worker is closing: the rest is handed back to the queue
 
 type Step = RunOutcome | { kind: 'continue' };
 
@@ -32,6 +33,8 @@ type Step = RunOutcome | { kind: 'continue' };
  */
 @Injectable()
 export class RequestRunner {
+  private stopping = false;
+
   constructor(
     @Inject(MikroORM) private readonly orm: MikroORM,
     @Inject(PolicyRegistry) private readonly registry: PolicyRegistry,
@@ -47,10 +50,21 @@ export class RequestRunner {
       if (step.kind !== 'continue') {
         return step;
       }
+      if (this.stopping) {
+        return { kind: 'interrupted' };
+      }
       if (pause > 0) {
         await sleep(pause);
       }
     }
+  }
+
+  /**
+   * The worker is closing: requests stop after the batch under way (its cursor is committed), so
+   * shutdown waits for one batch, never for a whole cascade.
+   */
+  stop(): void {
+    this.stopping = true;
   }
 
   /** Records a failed attempt; `final` marks the request failed (no more automatic retries). */
