@@ -25,6 +25,7 @@ import { PolicyRegistry } from './registry/policy-registry.js';
 import { DeletionPlanner } from './plan/deletion-planner.js';
 import { createPolicyRegistry } from './registry/registry.factory.js';
 import { OrphanSweeper } from './sweeper/orphan-sweeper.js';
+import { RequestRetention } from './outbox/request-retention.js';
 import { ValidationHoister } from './validation/validation-hoister.js';
 
 /**
@@ -52,7 +53,7 @@ import { ValidationHoister } from './validation/validation-hoister.js';
     {
       provide: CascadeProcessor,
       useFactory: createCascadeProcessor,
-      inject: [getQueueToken(DELETION_QUEUE), RequestRunner, OutboxRelay, OrphanSweeper, DeletionEvents, RESOLVED_DELETION_OPTIONS, MikroORM],
+      inject: [getQueueToken(DELETION_QUEUE), RequestRunner, OutboxRelay, OrphanSweeper, RequestRetention, DeletionEvents, RESOLVED_DELETION_OPTIONS, MikroORM],
     },
     CascadeExecutor,
     CascadeBatches,
@@ -67,10 +68,11 @@ import { ValidationHoister } from './validation/validation-hoister.js';
     OrphanSweeper,
     RequestCompletion,
     RequestRunner,
+    RequestRetention,
     DeletionPlanner,
     RequestWriter,
     ValidationHoister,
   ],
-  exports: [DeletionService, DeletionEvents, PolicyRegistry, DeletionDoctor, OrphanSweeper, RESOLVED_DELETION_OPTIONS, getQueueToken(DELETION_QUEUE)],
+  exports: [DeletionService, DeletionEvents, PolicyRegistry, DeletionDoctor, OrphanSweeper, RequestRetention, RESOLVED_DELETION_OPTIONS, getQueueToken(DELETION_QUEUE)],
 })
 export class DeletionModule extends ConfigurableDeletionModule {}

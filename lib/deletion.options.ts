@@ -40,6 +40,10 @@ export function resolveOptions(options: DeletionModuleOptions): ResolvedDeletion
       intervalMs: nonNegative('sweeper.intervalMs', options.sweeper?.intervalMs, 300_000),
       batchSize: positive('sweeper.batchSize', options.sweeper?.batchSize, 1000),
     },
+    retention: {
+      completedMs: nonNegative('retention.completedMs', options.retention?.completedMs, 7 * 24 * 3_600_000),
+      intervalMs: nonNegative('retention.intervalMs', options.retention?.intervalMs, 3_600_000),
+    },
     validation: {
       maxInstances: nonNegative('validation.maxInstances', options.validation?.maxInstances, 10_000),
       maxBlockers: positive('validation.maxBlockers', options.validation?.maxBlockers, 20),

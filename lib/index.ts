@@ -18,4 +18,5 @@ export { DeletionDoctor } from './doctor/deletion-doctor.js';
 export { DeletionDoctorError } from './doctor/deletion-doctor.error.js';
 export { DOCTOR_CODES, DOCTOR_MODES, type DoctorCode, type DoctorFinding, type DoctorMode } from './doctor/doctor-finding.js';
 export { OrphanSweeper, type SweepReport } from './sweeper/orphan-sweeper.js';
+export { RequestRetention, type PruneReport } from './outbox/request-retention.js';
 export type { RequestOrigin } from './outbox/deletion-request.entity.js';

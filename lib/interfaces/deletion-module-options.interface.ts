@@ -75,6 +75,17 @@ export interface DeletionSweeperOptions {
   batchSize?: number;
 }
 
+/** How long finished deletion requests are kept, for `status()`. */
+export interface DeletionRetentionOptions {
+  /**
+   * Completed deletions (a root request and its whole subtree) older than this are pruned, with
+   * their `deletion_orphan` rows. Failed and open requests are kept. `0` keeps them all. Default 7 days.
+   */
+  completedMs?: number;
+  /** How often the pruning runs, as a BullMQ job scheduler. 0 turns it off. Default 3,600,000 ms (1 hour). */
+  intervalMs?: number;
+}
+
 /** `@ValidateBeforeDestroy()` limits. */
 export interface DeletionValidationOptions {
   /** Rows instance validators may load for one deletion; past it the deletion is refused. Default 10,000. */
@@ -95,6 +106,7 @@ export interface DeletionModuleOptions {
   relay?: DeletionRelayOptions;
   validation?: DeletionValidationOptions;
   sweeper?: DeletionSweeperOptions;
+  retention?: DeletionRetentionOptions;
   health?: DeletionHealthOptions;
   /**
    * What the schema doctor does at bootstrap: `'error'` (default) stops the boot on error findings
@@ -112,6 +124,7 @@ export interface ResolvedDeletionOptions {
   readonly relay: Readonly<Required<DeletionRelayOptions>>;
   readonly validation: Readonly<Required<DeletionValidationOptions>>;
   readonly sweeper: Readonly<Required<DeletionSweeperOptions>>;
+  readonly retention: Readonly<Required<DeletionRetentionOptions>>;
   readonly health: Readonly<Required<DeletionHealthOptions>>;
   readonly doctor: DoctorMode;
 }

@@ -5,6 +5,7 @@ import type { DeletionEvents } from '../events/deletion-events.js';
 import type { ResolvedDeletionOptions } from '../interfaces/deletion-module-options.interface.js';
 import type { OutboxRelay } from '../outbox/outbox-relay.js';
 import type { OrphanSweeper } from '../sweeper/orphan-sweeper.js';
+import type { RequestRetention } from '../outbox/request-retention.js';
 import { CascadeProcessor } from './cascade.processor.js';
 import { DELETION_QUEUE } from './deletion-queue.constants.js';
 import { createPostgresWorker } from './deletion-queue.factory.js';
@@ -22,12 +23,13 @@ export function createCascadeProcessor(
   runner: RequestRunner,
   relay: OutboxRelay,
   sweeper: OrphanSweeper,
+  retention: RequestRetention,
   events: DeletionEvents,
   options: ResolvedDeletionOptions,
   orm: MikroORM,
 ): CascadeProcessor {
   if (options.worker === false) {
-    return new CascadeProcessor(queue, runner, relay, sweeper, events, options);
+    return new CascadeProcessor(queue, runner, relay, sweeper, retention, events, options);
   }
   const settings = {
     concurrency: options.worker.concurrency,
@@ -39,11 +41,11 @@ export function createCascadeProcessor(
     drainDelay: options.worker.drainDelayMs / 1000,
   };
   if (options.queue.backend === 'postgres') {
-    const processor = new CascadeProcessor(queue, runner, relay, sweeper, events, options);
+    const processor = new CascadeProcessor(queue, runner, relay, sweeper, retention, events, options);
     processor.adoptWorker(() => createPostgresWorker(options, orm, (job, token) => processor.process(job, token), settings));
     return processor;
   }
   class ApplicationCascadeProcessor extends CascadeProcessor {}
   Processor(DELETION_QUEUE, settings)(ApplicationCascadeProcessor);
-  return new ApplicationCascadeProcessor(queue, runner, relay, sweeper, events, options);
+  return new ApplicationCascadeProcessor(queue, runner, relay, sweeper, retention, events, options);
 }

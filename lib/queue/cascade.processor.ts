@@ -12,9 +12,10 @@ import type { DeletionRequest, RequestError } from '../outbox/deletion-request.e
 import { OutboxRelay } from '../outbox/outbox-relay.js';
 import { isRequestId } from '../outbox/request-id.js';
 import { OrphanSweeper } from '../sweeper/orphan-sweeper.js';
+import { RequestRetention } from '../outbox/request-retention.js';
 import { RESOLVED_DELETION_OPTIONS } from '../deletion.constants.js';
 import type { ResolvedDeletionOptions } from '../interfaces/deletion-module-options.interface.js';
-import { CASCADE_JOB, DELETION_QUEUE, RELAY_JOB, RELAY_SCHEDULER_ID, SWEEP_JOB, SWEEP_SCHEDULER_ID, type CascadeJobData } from './deletion-queue.constants.js';
+import { CASCADE_JOB, DELETION_QUEUE, PRUNE_JOB, PRUNE_SCHEDULER_ID, RELAY_JOB, RELAY_SCHEDULER_ID, SWEEP_JOB, SWEEP_SCHEDULER_ID, type CascadeJobData } from './deletion-queue.constants.js';
 import { JobSchedules, type Schedule } from './job-schedules.js';
 import { RequestRunner } from './request-runner.js';
 
@@ -44,6 +45,7 @@ export class CascadeProcessor extends WorkerHost implements OnApplicationBootstr
     @Inject(RequestRunner) private readonly runner: RequestRunner,
     @Inject(OutboxRelay) private readonly relay: OutboxRelay,
     @Inject(OrphanSweeper) private readonly sweeper: OrphanSweeper,
+    @Inject(RequestRetention) private readonly retention: RequestRetention,
     @Inject(DeletionEvents) private readonly events: DeletionEvents,
     @Inject(RESOLVED_DELETION_OPTIONS) private readonly options: ResolvedDeletionOptions,
   ) {
@@ -66,6 +68,9 @@ export class CascadeProcessor extends WorkerHost implements OnApplicationBootstr
     const schedules: Schedule[] = [{ id: RELAY_SCHEDULER_ID, name: RELAY_JOB, every: this.options.relay.intervalMs }];
     if (this.sweeper.relations().length > 0) {
       schedules.push({ id: SWEEP_SCHEDULER_ID, name: SWEEP_JOB, every: this.options.sweeper.intervalMs });
+    }
+    if (this.options.retention.completedMs > 0) {
+      schedules.push({ id: PRUNE_SCHEDULER_ID, name: PRUNE_JOB, every: this.options.retention.intervalMs });
     }
     this.schedules = new JobSchedules(
       this.queue,
@@ -127,6 +132,9 @@ export class CascadeProcessor extends WorkerHost implements OnApplicationBootstr
     }
     if (job.name === SWEEP_JOB) {
       return this.sweeper.sweep();
+    }
+    if (job.name === PRUNE_JOB) {
+      return this.retention.prune();
     }
     const requestId = parsePayload(job);
     try {

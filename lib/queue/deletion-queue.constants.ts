@@ -7,6 +7,8 @@ export const RELAY_JOB = 'relay';
 export const RELAY_SCHEDULER_ID = 'deletion-relay';
 export const SWEEP_JOB = 'sweep';
 export const SWEEP_SCHEDULER_ID = 'deletion-sweeper';
+export const PRUNE_JOB = 'prune';
+export const PRUNE_SCHEDULER_ID = 'deletion-retention';
 
 /** Payload of a cascade job; the job id is the request id too, so duplicates collapse. */
 export interface CascadeJobData {

@@ -49,3 +49,27 @@ export async function missingParents(em: EntityManager, relation: RelationPolicy
   const rows = await query(em, sql, [...walkers, relation.relation, limit]);
   return rows.map((row) => parent.keys.fromRow(row, 'p'));
 }
+
+/**
+ * Removes the deletions completed before `before`: every request of a root whose whole family is
+ * completed, the root completed before `before`, and their orphan records. One statement.
+ */
+export async function pruneCompleted(
+  em: EntityManager,
+  requests: EntityMetadata,
+  orphans: EntityMetadata,
+  before: Date,
+): Promise<{ deletions: number; requests: number; orphans: number }> {
+  const request = EntityTable.of(em, requests);
+  const orphan = EntityTable.of(em, orphans);
+  const col = (name: string, alias?: string) => request.column(name, alias);
+  const sql =
+    `with roots as (select r.${col('id')} as id from ${request.name} as r ` +
+    `where r.${col('id')} = r.${col('rootId')} and r.${col('state')} = 'completed' and r.${col('completedAt')} < ? ` +
+    `and not exists (select 1 from ${request.name} as o where o.${col('rootId')} = r.${col('id')} and o.${col('state')} <> 'completed')), ` +
+    `family as (delete from ${request.name} as f using roots where f.${col('rootId')} = roots.id returning f.${col('id')} as id), ` +
+    `gone as (delete from ${orphan.name} as g using family where g.${orphan.column('requestId')} = family.id returning 1) ` +
+    `select (select count(*) from roots) as deletions, (select count(*) from family) as requests, (select count(*) from gone) as orphans`;
+  const [row] = await query<{ deletions: string; requests: string; orphans: string }>(em, sql, [before]);
+  return { deletions: Number(row?.deletions ?? 0), requests: Number(row?.requests ?? 0), orphans: Number(row?.orphans ?? 0) };
+}

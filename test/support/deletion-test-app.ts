@@ -69,10 +69,11 @@ export async function createDeletionTestApp(options: DeletionTestAppOptions): Pr
         ...options.orm,
       }),
       BullModule.forRoot({ connection: redis, prefix: options.queuePrefix ?? options.database }),
-      // The relay and the sweeper are off unless a test asks: their periodic queries and jobs would land in counts.
+      // The relay, the sweeper and the pruning are off unless a test asks: their periodic queries and jobs would land in counts.
       DeletionModule.forRoot({
         relay: { intervalMs: 0 },
         sweeper: { intervalMs: 0 },
+        retention: { intervalMs: 0 },
         ...options.deletion,
         queue: { backend: queueBackend(options), ...options.deletion?.queue },
       }),
