@@ -13,6 +13,11 @@ export interface CascadeScope {
   ensureWritten(): Promise<void>;
   /** The synchronous `destroy` relation whose children are being removed, while they are. */
   destroying?: RelationPolicy;
+  /**
+   * Inside a queued batch: reports the rows a synchronous policy handled on `path`, so the
+   * request's status lists that path too.
+   */
+  recordSync?: (path: string, relation: RelationPolicy, count: number) => void;
 }
 
 /** What a `DeletionService.destroy()` call wants to learn from the flush it triggers. */

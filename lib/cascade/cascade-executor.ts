@@ -86,17 +86,19 @@ export class CascadeExecutor {
     const queries = new RelationStatements(relation);
     switch (relation.policy) {
       case 'deleteAll':
-        await queries.deleteAll(em, parentIds);
+        scope.recordSync?.(`${scope.path}.${relation.relation}`, relation, await queries.deleteAll(em, parentIds));
         return;
       case 'nullify':
-        await queries.nullify(em, parentIds);
+        scope.recordSync?.(`${scope.path}.${relation.relation}`, relation, await queries.nullify(em, parentIds));
         return;
       case 'destroy': {
         const keys = this.registry.isRecursive(relation.childMeta) ? this.underWayIn(em) : undefined;
         const skip = keys && ((key: unknown) => keys.has(underWayKey(relation.childMeta, key)));
-        await CascadeContext.runInRequest({ ...scope, path: `${scope.path}.${relation.relation}`, destroying: relation }, () =>
+        const path = `${scope.path}.${relation.relation}`;
+        const destroyed = await CascadeContext.runInRequest({ ...scope, path, destroying: relation }, () =>
           queries.destroyPages(em, parentIds, relation.batchSize, (fork, rows) => this.remover.flush(fork, rows), skip),
         );
+        scope.recordSync?.(path, relation, destroyed);
         return;
       }
       case 'nullifyThenPurge':

@@ -57,7 +57,7 @@ export class RequestWriter {
     for (const keys of rest) {
       await this.insert(em, request(randomUUID(), id, keys));
     }
-    return { requestId: id, rootId, path, ensureWritten: async () => {} };
+    return { requestId: id, rootId, path, ensureWritten: async () => {}, ...(parent?.recordSync ? { recordSync: parent.recordSync } : {}) };
   }
 
   /**

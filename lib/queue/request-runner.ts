@@ -7,8 +7,8 @@ import { Inject, Injectable } from '@nestjs/common';
 import { CascadeContext } from '../cascade/cascade-context.js';
 import { RESOLVED_DELETION_OPTIONS } from '../deletion.constants.js';
 import type { ResolvedDeletionOptions } from '../interfaces/deletion-module-options.interface.js';
-import { DeletionRequest, type RequestError } from '../outbox/deletion-request.entity.js';
-import { PolicyRegistry, type EntityPolicy } from '../registry/policy-registry.js';
+import { DeletionRequest, type RelationProgress, type RequestError } from '../outbox/deletion-request.entity.js';
+import { PolicyRegistry, type EntityPolicy, type RelationPolicy } from '../registry/policy-registry.js';
 import { CascadeBatches } from './cascade-batches.js';
 import { DeletionStalledError } from '../errors/deletion-stalled.error.js';
 import { RequestCompletion } from './request-completion.js';
@@ -101,12 +101,24 @@ export class RequestRunner {
     const next = policy.relations.find((r) => request.progress[r.relation] && !request.progress[r.relation]!.done);
     if (next) {
       const progress = request.progress[next.relation]!;
-      const scope = { requestId: request.id, rootId: request.rootId, path: `${request.path}.${next.relation}`, ensureWritten: async () => {} };
+      // Synchronous policies that run inside the batch (a destroyed child's deleteAll) are counted
+      // on their own paths, relative to this request's.
+      const synced = new Map<string, { relation: RelationPolicy; count: number }>();
+      const recordSync = (path: string, relation: RelationPolicy, count: number) => {
+        const key = path.slice(request.path.length + 1);
+        synced.set(key, { relation, count: (synced.get(key)?.count ?? 0) + count });
+      };
+      const scope = { requestId: request.id, rootId: request.rootId, path: `${request.path}.${next.relation}`, ensureWritten: async () => {}, recordSync };
       const batch = await CascadeContext.runInRequest(scope, () => this.batches.run(em, next, request, progress));
-      request.progress = {
+      const progressNow: Record<string, RelationProgress> = {
         ...request.progress,
         [next.relation]: { ...progress, cursor: batch.cursor, processed: progress.processed + batch.count, done: batch.done },
       };
+      for (const [key, { relation, count }] of synced) {
+        const before = progressNow[key];
+        progressNow[key] = { policy: relation.policy, childEntity: relation.childMeta.className, cursor: null, processed: (before?.processed ?? 0) + count, done: batch.done };
+      }
+      request.progress = progressNow;
       return { kind: 'continue' };
     }
     if (request.tombstone && (await this.reopenLateChildren(em, policy, request))) {

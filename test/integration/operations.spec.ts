@@ -2,7 +2,7 @@ import { afterAll, beforeAll, describe, expect, it, jest } from '@jest/globals';
 import { Logger } from '@nestjs/common';
 import { DeletionConfigurationError, DeletionEvents, DeletionModule, Dependent, definePolicy, type DeletionCompletedEvent } from '../../lib/index.js';
 import { RELAY_JOB } from '../../lib/queue/deletion-queue.constants.js';
-import { ASYNC_ENTITIES, Owner } from '../fixtures/async.entities.js';
+import { ASYNC_ENTITIES, Item, Owner } from '../fixtures/async.entities.js';
 import { seedOwner } from '../fixtures/async.seed.js';
 import { createDeletionTestApp, type DeletionTestApp } from '../support/deletion-test-app.js';
 import { waitForState, waitUntil } from '../support/wait.js';
@@ -105,5 +105,35 @@ describe('configuring the module', () => {
     } finally {
       await app.close();
     }
+  });
+});
+
+/** Issue 13, "status tells the truth": synchronous policies that run inside queued batches are listed with their counts. */
+describe('status() of a cascade whose queued children have synchronous policies', () => {
+  let app: DeletionTestApp;
+  beforeAll(async () => {
+    app = await createDeletionTestApp({
+      database: 'deletion_operations_status',
+      entities: ASYNC_ENTITIES,
+      deletion: { batchSize: 4, policies: [definePolicy(Owner, { items: 'destroyAsync' }), definePolicy(Item, { parts: 'deleteAll' })] },
+    });
+  });
+  afterAll(() => app?.close());
+
+  it('lists Owner.items.parts beside Owner.items, with the rows each removed, as plan() lists them', async () => {
+    const owner = await seedOwner(app.em(), { items: 10, partsPerItem: 3 });
+    const plan = await app.deletions.plan(Owner, owner);
+    expect(plan.paths.map((p) => [p.path, p.rows])).toEqual([
+      ['Owner', 1],
+      ['Owner.items', 10],
+      ['Owner.items.parts', 30],
+    ]);
+    const receipt = await app.deletions.destroy(Owner, owner);
+    const status = await waitForState(app.deletions, receipt.requestId!);
+    expect(status.state).toBe('completed');
+    expect(status.progress).toEqual([
+      { path: 'Owner.items', entity: 'Item', policy: 'destroyAsync', processed: 10, done: true },
+      { path: 'Owner.items.parts', entity: 'Part', policy: 'deleteAll', processed: 30, done: true },
+    ]);
   });
 });
