@@ -85,12 +85,16 @@ export class CascadeExecutor {
   private async applyRelation(em: EntityManager, relation: RelationPolicy, parentIds: readonly unknown[], scope: CascadeScope): Promise<void> {
     const queries = new RelationStatements(relation);
     switch (relation.policy) {
-      case 'deleteAll':
-        scope.recordSync?.(`${scope.path}.${relation.relation}`, relation, await queries.deleteAll(em, parentIds));
+      case 'deleteAll': {
+        const deleted = await queries.deleteAll(em, parentIds);
+        scope.recordSync?.(`${scope.path}.${relation.relation}`, relation, deleted);
         return;
-      case 'nullify':
-        scope.recordSync?.(`${scope.path}.${relation.relation}`, relation, await queries.nullify(em, parentIds));
+      }
+      case 'nullify': {
+        const detached = await queries.nullify(em, parentIds);
+        scope.recordSync?.(`${scope.path}.${relation.relation}`, relation, detached);
         return;
+      }
       case 'destroy': {
         const keys = this.registry.isRecursive(relation.childMeta) ? this.underWayIn(em) : undefined;
         const skip = keys && ((key: unknown) => keys.has(underWayKey(relation.childMeta, key)));
