@@ -11,8 +11,14 @@ export interface PlannedPath {
   timing: 'now' | 'later';
   /** Rows on this path today. */
   rows: number;
-  /** What the deletion does to them. */
-  effect: 'delete' | 'detach' | 'refuse';
+  /**
+   * What the deletion does to them at `timing`: `delete`; `detach` (foreign key set to NULL);
+   * `refuse` (a `restrict` with rows refuses the deletion); `mark` (tombstone mode: marked and hidden);
+   * `unlink` (pivot rows of a many-to-many relation, which the database removes with the row).
+   */
+  effect: 'delete' | 'detach' | 'refuse' | 'mark' | 'unlink';
+  /** What happens to them afterwards, in the queue: a marked row or a detached child is deleted later. */
+  later?: 'delete';
   blockers: DeletionBlocker[];
   blockedTotal: number;
 }

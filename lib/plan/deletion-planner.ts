@@ -1,4 +1,6 @@
-import { MikroORM, type EntityManager, type EntityMetadata } from '@mikro-orm/core';
+import { MikroORM, ReferenceKind, type EntityManager, type EntityMetadata } from '@mikro-orm/core';
+import { EntityKeys } from '../sql/entity-keys.js';
+import { countPivotRows } from '../sql/relation-statements.js';
 import { Inject, Injectable } from '@nestjs/common';
 import { RESOLVED_DELETION_OPTIONS } from '../deletion.constants.js';
 import type { DeletionBlocker } from '../errors/deletion-blocked.error.js';
@@ -47,9 +49,8 @@ export class DeletionPlanner {
         path: node.path,
         entity: node.meta.className,
         policy: node.relation?.policy ?? 'root',
-        timing: node.timing,
+        ...this.effectOf(node),
         rows,
-        effect: effectOf(node),
         blockers: found.blockers,
         blockedTotal: found.total,
       };
@@ -65,7 +66,47 @@ export class DeletionPlanner {
       }
       paths.push(planned);
     }
+    paths.push(...(await this.pivotRows(em, rowMeta, meta.className, id, paths[0]!.timing === 'now' && paths[0]!.effect === 'mark' ? 'later' : 'now')));
     return { entity: meta.className, id, allowed: blockedTotal === 0, paths, blockers, blockedTotal };
+  }
+
+  /**
+   * When and how a path's rows go: a tombstoned row is marked now and deleted later; a
+   * `nullifyThenPurge` child is detached now and deleted later.
+   */
+  private effectOf(node: DeletionNode): Pick<PlannedPath, 'timing' | 'effect' | 'later'> {
+    const semantics = node.relation && semanticsOf(node.relation.policy);
+    if (semantics?.refuses) {
+      return { timing: node.timing, effect: 'refuse' };
+    }
+    if (semantics?.detaches && semantics.queued) {
+      return node.parentTiming === 'now' ? { timing: 'now', effect: 'detach', later: 'delete' } : { timing: 'later', effect: 'delete' };
+    }
+    if (!node.relation && this.registry.forMeta(node.meta)?.tombstone !== undefined) {
+      return { timing: 'now', effect: 'mark', later: 'delete' };
+    }
+    return { timing: node.timing, effect: node.deleted ? 'delete' : 'detach' };
+  }
+
+  /**
+   * The pivot rows of the deleted row's many-to-many relations that carry no policy: MikroORM (or
+   * the database) removes them with the row, when the row itself goes.
+   */
+  private async pivotRows(em: EntityManager, meta: EntityMetadata, basePath: string, id: unknown, timing: 'now' | 'later'): Promise<PlannedPath[]> {
+    const declared = new Set((this.registry.forMeta(meta)?.relations ?? []).map((r) => r.relation));
+    const paths: PlannedPath[] = [];
+    let keys: EntityKeys;
+    try {
+      keys = EntityKeys.of(meta);
+    } catch {
+      return paths; // a key the codec does not type: an entity without policies, which MikroORM deletes alone
+    }
+    for (const prop of meta.relations.filter((p) => p.kind === ReferenceKind.MANY_TO_MANY && !declared.has(p.name))) {
+      const relation = { entity: meta.className, relation: prop.name, policy: 'restrict', batchSize: 1, kind: 'm:n', parentMeta: meta, childMeta: prop.targetMeta!, childProperty: prop.mappedBy ?? prop.inversedBy } as const;
+      const rows = await countPivotRows(em, relation, { sql: keys.composite ? `(${keys.columns.map(() => '?').join(', ')})` : '?', params: keys.bind(id) });
+      paths.push({ path: `${basePath}.${prop.name}`, entity: prop.targetMeta!.className, policy: 'none', timing, rows, effect: 'unlink', blockers: [], blockedTotal: 0 });
+    }
+    return paths;
   }
 
   /** Rows on a path today (pivot rows for a many-to-many `restrict`). */
@@ -78,9 +119,4 @@ export class DeletionPlanner {
   }
 }
 
-function effectOf(node: DeletionNode): PlannedPath['effect'] {
-  if (node.relation && semanticsOf(node.relation.policy).refuses) {
-    return 'refuse';
-  }
-  return node.deleted ? 'delete' : 'detach';
-}
+

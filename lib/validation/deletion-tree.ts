@@ -34,6 +34,8 @@ export interface DeletionNode {
   readonly deleted: boolean;
   /** `now`: in the request's transaction; `later`: in the queue. */
   readonly timing: 'now' | 'later';
+  /** When the rows above this path are handled: a `nullifyThenPurge` detaches its rows then. */
+  readonly parentTiming: 'now' | 'later';
   /** Set-based validators of these rows: the entity's own and inherited ones, then each subclass's own. */
   readonly sets: readonly NodeValidators[];
   /** Whether some of these rows (of the entity or a subclass) have instance validators. */
@@ -58,12 +60,13 @@ function isSelfReference(relation: RelationPolicy, parent: EntityMetadata): bool
  */
 export function deletionTree(registry: PolicyRegistry, meta: EntityMetadata, basePath = meta.className): DeletionNode[] {
   const nodes: DeletionNode[] = [];
-  const add = (path: string, nodeMeta: EntityMetadata, hops: readonly Hop[], relation: RelationPolicy | undefined, timing: 'now' | 'later', owner?: EntityMetadata) => {
+  const add = (path: string, nodeMeta: EntityMetadata, hops: readonly Hop[], relation: RelationPolicy | undefined, timing: 'now' | 'later', owner?: EntityMetadata, parentTiming: 'now' | 'later' = 'now') => {
     const node: DeletionNode = {
       path,
       meta: nodeMeta,
       relation,
       hops,
+      parentTiming,
       ...(owner ? { owner } : {}),
       deleted: relation === undefined || semanticsOf(relation.policy).deletes,
       timing,
@@ -95,7 +98,7 @@ export function deletionTree(registry: PolicyRegistry, meta: EntityMetadata, bas
         const timing = parent.timing === 'later' || semantics.queued ? 'later' : 'now';
         const manyToMany = relation.kind === 'm:n';
         const hops: Hop[] = manyToMany ? [...parent.hops] : [{ property: relation.childProperty, lower: relation.childMeta, upper }, ...parent.hops];
-        const node = add(`${parent.path}.${relation.relation}`, relation.childMeta, hops, relation, timing, manyToMany ? upper : undefined);
+        const node = add(`${parent.path}.${relation.relation}`, relation.childMeta, hops, relation, timing, manyToMany ? upper : undefined, parent.timing);
         if (semantics.recurses && !manyToMany) {
           walk(node, depth + 1, closed);
         }
@@ -106,7 +109,7 @@ export function deletionTree(registry: PolicyRegistry, meta: EntityMetadata, bas
       const childMeta = selfRelations.every((r) => r.childMeta.class === first!.childMeta.class) ? first!.childMeta : parent.meta.root;
       const timing = parent.timing === 'later' || selfRelations.some((r) => semanticsOf(r.policy).queued) ? 'later' : 'now';
       const hop: Hop = { kind: 'closure', properties: selfRelations.map((r) => r.childProperty), lower: childMeta, upper: parent.meta };
-      const node = add(`${parent.path}.${selfRelations.map((r) => r.relation).join('|')}`, childMeta, [hop, ...parent.hops], first, timing);
+      const node = add(`${parent.path}.${selfRelations.map((r) => r.relation).join('|')}`, childMeta, [hop, ...parent.hops], first, timing, undefined, parent.timing);
       walk(node, depth + 1, new Set([...closed, ...selfRelations]));
     }
   };

@@ -231,7 +231,8 @@ describe('GET /authors/:id/deletion-plan', () => {
     expect(paths).toHaveLength(6);
     expect(paths).toEqual(
       expect.arrayContaining([
-        path('Author', 'Author', 'root', 'now', 1, 'delete'),
+        // Tombstone mode: the author is marked in the request, and deleted once its cascade is done.
+        { ...path('Author', 'Author', 'root', 'now', 1, 'mark'), later: 'delete' },
         path('Author.profile', 'AuthorProfile', 'destroy', 'now', 1, 'delete'),
         path('Author.articles', 'Article', 'nullify', 'now', 2, 'detach'),
         path('Author.followers', 'Follower', 'deleteAllAsync', 'later', 5, 'delete'),

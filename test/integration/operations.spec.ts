@@ -4,6 +4,7 @@ import { DeletionConfigurationError, DeletionEvents, DeletionModule, Dependent, 
 import { RELAY_JOB } from '../../lib/queue/deletion-queue.constants.js';
 import { ASYNC_ENTITIES, Item, Owner } from '../fixtures/async.entities.js';
 import { seedOwner } from '../fixtures/async.seed.js';
+import { Post, TAGGING_ENTITIES } from '../fixtures/tagging.entities.js';
 import { createDeletionTestApp, type DeletionTestApp } from '../support/deletion-test-app.js';
 import { waitForState, waitUntil } from '../support/wait.js';
 
@@ -135,5 +136,28 @@ describe('status() of a cascade whose queued children have synchronous policies'
       { path: 'Owner.items', entity: 'Item', policy: 'destroyAsync', processed: 10, done: true },
       { path: 'Owner.items.parts', entity: 'Part', policy: 'deleteAll', processed: 30, done: true },
     ]);
+  });
+});
+
+/** Issue 13, "plan tells the truth": rows the database removes with the deleted row are listed too. */
+describe('plan() of a row with many-to-many links and no policy on them', () => {
+  let app: DeletionTestApp;
+  beforeAll(async () => {
+    app = await createDeletionTestApp({ database: 'deletion_operations_plan_pivot', entities: TAGGING_ENTITIES });
+  });
+  afterAll(() => app?.close());
+
+  it('lists the pivot rows it unlinks, with their count, and writes nothing', async () => {
+    const sql = app.em().getConnection();
+    const [{ id: post }] = await sql.execute<{ id: number }[]>(`insert into post (title) values ('tagged') returning id`);
+    await sql.execute(`insert into tag (label) values ('a'), ('b'), ('c')`);
+    await sql.execute(`insert into post_tags (post_id, tag_id) select ?, id from tag where label in ('a', 'b')`, [post]);
+    const plan = await app.deletions.plan(Post, post!);
+    expect(plan.allowed).toBe(true);
+    expect(plan.paths).toEqual([
+      { path: 'Post', entity: 'Post', policy: 'root', timing: 'now', rows: 1, effect: 'delete', blockers: [], blockedTotal: 0 },
+      { path: 'Post.tags', entity: 'Tag', policy: 'none', timing: 'now', rows: 2, effect: 'unlink', blockers: [], blockedTotal: 0 },
+    ]);
+    expect(Number((await sql.execute<{ n: string }[]>('select count(*) as n from post_tags'))[0]!.n)).toBe(2);
   });
 });

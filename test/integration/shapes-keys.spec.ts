@@ -191,9 +191,10 @@ describe.each(SHAPES)('%s keys', (_name, entities: KeyEntities) => {
           path: pathOf(p),
           entity: kidName(p),
           policy: p,
-          timing: isAsync(p) ? ('later' as const) : ('now' as const),
+          // nullifyThenPurge detaches in the request and deletes later (the plan's `later`).
+          timing: isAsync(p) && p !== 'nullifyThenPurge' ? ('later' as const) : ('now' as const),
           rows: p === policy ? 3 : 0,
-          effect: p === 'restrict' ? ('refuse' as const) : p === 'nullify' ? ('detach' as const) : ('delete' as const),
+          effect: p === 'restrict' ? ('refuse' as const) : p === 'nullify' || p === 'nullifyThenPurge' ? ('detach' as const) : ('delete' as const),
         })),
       ]),
     );
