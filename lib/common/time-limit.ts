@@ -1,6 +1,6 @@
 /**
  * Settles with `work`, or rejects once `ms` have passed. ioredis queues commands while it
- * reconnects, so without a limit an unreachable Redis would hang a health probe, or an enqueue.
+ * reconnects, so without a limit an unreachable Redis would hang the enqueue after a commit.
  */
 export async function withinTime<T>(work: Promise<T>, ms: number, what: string): Promise<T> {
   let timer: NodeJS.Timeout | undefined;
@@ -12,9 +12,4 @@ export async function withinTime<T>(work: Promise<T>, ms: number, what: string):
   } finally {
     clearTimeout(timer);
   }
-}
-
-/** The probe's error as the health details show it. */
-export function describeFailure(error: unknown): string {
-  return error instanceof Error ? error.message : String(error);
 }

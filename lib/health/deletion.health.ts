@@ -10,7 +10,6 @@ import type { DeletionHealthOptions, ResolvedDeletionOptions } from '../interfac
 import { DeletionRequest } from '../outbox/deletion-request.entity.js';
 import { DELETION_QUEUE } from '../queue/deletion-queue.constants.js';
 import { evaluateDeletionHealth, type DeletionQueueCounts, type DeletionRequestCounts } from './deletion-health.evaluate.js';
-import { describeFailure, withinTime } from '../common/time-limit.js';
 
 /**
  * `@nestjs/terminus` indicator of the deletion pipeline: the queue answers, how many jobs wait,
@@ -61,12 +60,33 @@ export class DeletionHealthIndicator implements OnModuleInit {
       timeoutMs: options?.timeoutMs ?? this.defaults.timeoutMs,
     });
     const [queue, requests] = await Promise.all([
-      withinTime(this.countJobs(), timeoutMs, 'the deletion queue').catch((error: unknown) => ({ error: describeFailure(error) })),
-      withinTime(this.countRequests(), timeoutMs, 'the database').catch((error: unknown) => ({ error: describeFailure(error) })),
+      this.measure(`${key}.queue`, 'the deletion queue', timeoutMs, () => this.countJobs()),
+      this.measure(`${key}.requests`, 'the database', timeoutMs, (signal) => this.countRequests(signal)),
     ]);
     const verdict = evaluateDeletionHealth({ queue, requests }, { maxFailed, maxLagMs });
     const session = this.indicators.check(key);
     return verdict.status === 'up' ? session.up({ ...verdict.details }) : session.down({ reason: verdict.reason, ...verdict.details });
+  }
+
+  /**
+   * One probe through Terminus' `HealthIndicatorService`: time-limited by its `withTimeout()`, whose
+   * `AbortSignal` cancels the probe's query when it runs late.
+   */
+  private async measure<T>(key: string, what: string, timeoutMs: number, probe: (signal: AbortSignal) => Promise<T>): Promise<T | { error: string }> {
+    let measured: T | undefined;
+    let timedOut = false;
+    const result = await this.indicators
+      .check(key)
+      .attempt(async ({ signal }) => {
+        signal.addEventListener('abort', () => (timedOut = true), { once: true });
+        measured = await probe(signal);
+      })
+      .withTimeout(timeoutMs);
+    const outcome = result[key] as { status: string; message?: string };
+    if (outcome.status === 'up') {
+      return measured as T;
+    }
+    return { error: timedOut && measured === undefined ? `${what} did not answer within ${timeoutMs} ms` : String(outcome.message ?? 'unknown error') };
   }
 
   private async countJobs(): Promise<DeletionQueueCounts> {
@@ -74,12 +94,13 @@ export class DeletionHealthIndicator implements OnModuleInit {
     return { waiting: counts.waiting ?? 0, active: counts.active ?? 0, delayed: counts.delayed ?? 0, failed: counts.failed ?? 0 };
   }
 
-  private async countRequests(): Promise<DeletionRequestCounts> {
+  private async countRequests(signal: AbortSignal): Promise<DeletionRequestCounts> {
+    // A probe past its time limit cancels its queries on the server, rather than leaving them running.
+    const em = () => this.orm.em.fork({ signal, inflightQueryAbortStrategy: 'cancel query' });
     const [failedRequests, sweeperRequests, oldest] = await Promise.all([
-      this.orm.em.fork().count(DeletionRequest, { state: 'failed' }),
-      this.orm.em.fork().count(DeletionRequest, { origin: 'sweeper', state: { $in: ['pending', 'running'] } }),
-      this.orm.em
-        .fork()
+      em().count(DeletionRequest, { state: 'failed' }),
+      em().count(DeletionRequest, { origin: 'sweeper', state: { $in: ['pending', 'running'] } }),
+      em()
         .findOne(DeletionRequest, { state: { $in: ['pending', 'running'] } }, { orderBy: { createdAt: 'asc' }, fields: ['createdAt'] }),
     ]);
     // Clamped: the request's clock (the writing process) may run ahead of this one.

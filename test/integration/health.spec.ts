@@ -9,6 +9,7 @@ import { BullModule } from '@nestjs/bullmq';
 import { Controller, Get, Inject, type INestApplication } from '@nestjs/common';
 import { HealthCheck, HealthCheckService, TerminusModule } from '@nestjs/terminus';
 import { Test } from '@nestjs/testing';
+import pg from 'pg';
 import request from 'supertest';
 import { DeletionHealthIndicator, DeletionHealthModule } from '../../lib/health/index.js';
 import {
@@ -21,6 +22,7 @@ import {
 import { ASYNC_ENTITIES } from '../fixtures/async.entities.js';
 import { createDeletionTestApp, redisConnection, type DeletionTestApp } from '../support/deletion-test-app.js';
 import { createTestDatabase, databaseUrl } from '../support/services.js';
+import { waitUntil } from '../support/wait.js';
 
 const DATABASE = 'deletion_health';
 /** No worker and no relay: requests written by a test stay as the test left them. */
@@ -201,6 +203,38 @@ describe('DeletionHealthIndicator with an unreachable queue', () => {
       oldestPendingMs: null,
       sweeperRequests: 0,
     });
+  });
+});
+
+describe('DeletionHealthIndicator with a database that does not answer in time', () => {
+  let app: DeletionTestApp;
+
+  beforeAll(async () => {
+    app = await createDeletionTestApp({ database: DATABASE, keepSchema: true, entities: ASYNC_ENTITIES, deletion: QUIET, imports: [DeletionHealthModule] });
+  });
+  afterAll(() => app?.close());
+
+  it('is down within its timeout, and its late query is cancelled on the server (Terminus timeout and AbortSignal)', async () => {
+    const blocker = new pg.Client({ connectionString: databaseUrl(DATABASE) });
+    await blocker.connect();
+    try {
+      await blocker.query('begin');
+      await blocker.query('lock table deletion_request in access exclusive mode');
+      const { deletion } = await app.module.get(DeletionHealthIndicator).isHealthy('deletion', { timeoutMs: 500 });
+      expect(deletion).toMatchObject({ status: 'down', reason: 'deletion requests unreadable: the database did not answer within 500 ms' });
+      // Cancelled, not left waiting for the lock: no query of the probe is still there.
+      await waitUntil(
+        async () => {
+          const { rows } = await blocker.query(`select count(*)::int as n from pg_stat_activity where datname = $1 and wait_event_type = 'Lock'`, [DATABASE]);
+          return rows[0].n === 0;
+        },
+        5_000,
+        'the probe query cancelled',
+      );
+    } finally {
+      await blocker.query('rollback').catch(() => undefined);
+      await blocker.end();
+    }
   });
 });
 
