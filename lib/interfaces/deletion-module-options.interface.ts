@@ -1,3 +1,4 @@
+import type { PostgresPoolConfig } from 'bullmq';
 import type { DoctorMode } from '../doctor/doctor-finding.js';
 import type { PolicyDefinition } from '../policies/define-policy.js';
 
@@ -12,8 +13,12 @@ export interface DeletionQueueOptions {
    * at boot, by default on MikroORM's database.
    */
   backend?: DeletionQueueBackend;
-  /** `postgres` backend: a connection string or node-postgres pool config. Default: MikroORM's `clientUrl`. */
-  postgres?: { connection?: string; schema?: string };
+  /**
+   * `postgres` backend: a connection string, or a node-postgres pool config (`ssl`, a `password`
+   * function, `max`, …). Default: MikroORM's own connection settings, read as MikroORM reads them
+   * for its pool (`clientUrl`, `host`, `port`, `user`, `password`, `dbName`, then `driverOptions`).
+   */
+  postgres?: { connection?: string | PostgresPoolConfig; schema?: string };
   /** Attempts per request before it is marked `failed` (transient errors only). Default 5. */
   attempts?: number;
   /** First retry delay, doubled at each attempt. Default 1,000 ms. */

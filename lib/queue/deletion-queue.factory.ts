@@ -1,6 +1,6 @@
 import type { MikroORM } from '@mikro-orm/core';
 import type { BullRootModuleOptions } from '@nestjs/bullmq';
-import { Queue, Worker, createPostgresBackend, withBackend, type Processor, type WorkerOptions } from 'bullmq';
+import { Queue, Worker, createPostgresBackend, withBackend, type PostgresPoolConfig, type Processor, type WorkerOptions } from 'bullmq';
 import { DeletionConfigurationError } from '../errors/deletion-configuration.error.js';
 import type { ResolvedDeletionOptions } from '../interfaces/deletion-module-options.interface.js';
 import { DELETION_QUEUE } from './deletion-queue.constants.js';
@@ -32,14 +32,24 @@ export function createPostgresWorker(options: ResolvedDeletionOptions, orm: Mikr
   return new postgres.Worker(DELETION_QUEUE, processor, { ...settings, connection: postgresConnection(options, orm), autorun: false }) as unknown as Worker;
 }
 
-function postgresConnection(options: ResolvedDeletionOptions, orm: MikroORM) {
-  const connectionString = options.queue.postgres?.connection ?? orm.config.get('clientUrl') ?? clientUrlOf(orm);
-  return { connectionString, schema: options.queue.postgres?.schema ?? 'bullmq', migrate: true };
+/**
+ * The PostgreSQL backend's pool config: the `queue.postgres.connection` given, or MikroORM's own
+ * connection settings, passed as node-postgres options (never assembled into a URL by hand).
+ */
+export function postgresConnection(options: ResolvedDeletionOptions, orm: MikroORM): PostgresPoolConfig {
+  const schema = options.queue.postgres?.schema ?? 'bullmq';
+  const given = options.queue.postgres?.connection;
+  const pool: PostgresPoolConfig = given === undefined ? poolConfigOf(orm) : typeof given === 'string' ? { connectionString: given } : { ...given };
+  return { ...pool, schema, migrate: true };
 }
 
-/** MikroORM's connection as a URL, when it was configured by parts rather than `clientUrl`. */
-function clientUrlOf(orm: MikroORM): string {
-  const c = orm.config;
-  const auth = c.get('user') ? `${encodeURIComponent(c.get('user')!)}${c.get('password') ? `:${encodeURIComponent(String(c.get('password')))}` : ''}@` : '';
-  return `postgresql://${auth}${c.get('host') ?? '127.0.0.1'}:${c.get('port') ?? 5432}/${c.get('dbName')}`;
+/**
+ * MikroORM's connection settings as a node-postgres pool config, as MikroORM builds its own pool:
+ * `clientUrl` with `host`, `port`, `user`, `password` and `dbName` over it, then `driverOptions`
+ * (`ssl`, …).
+ */
+function poolConfigOf(orm: MikroORM): PostgresPoolConfig {
+  const connection = orm.em.getConnection().getConnectionOptions();
+  const { onPoolCreated: _hook, ...driverOptions } = (orm.config.get('driverOptions') ?? {}) as Record<string, unknown>;
+  return { ...connection, ...driverOptions } as PostgresPoolConfig;
 }

@@ -73,10 +73,12 @@ describe('each queued policy, end to end', () => {
     expect(status.progress).toEqual([
       { path: 'Owner.badge', entity: 'Badge', policy: 'destroyAsync', processed: 1, done: true },
       { path: 'Owner.items', entity: 'Item', policy: 'destroyAsync', processed: 120, done: true },
+      // Item.parts (deleteAll) ran inside the items' batches: its path is listed with its rows.
+      { path: 'Owner.items.parts', entity: 'Part', policy: 'deleteAll', processed: 240, done: true },
       { path: 'Owner.logs', entity: 'Log', policy: 'deleteAllAsync', processed: 130, done: true },
       { path: 'Owner.notes', entity: 'Note', policy: 'nullifyThenPurge', processed: 70, done: true },
     ]);
-    expect(status.counts).toMatchObject({ requests: 1, completed: 1, failed: 0, processed: 321 });
+    expect(status.counts).toMatchObject({ requests: 1, completed: 1, failed: 0, processed: 561 });
     expect(status.completedAt).toBeInstanceOf(Date);
   });
 
