@@ -19,6 +19,7 @@ import { ValidationHoister, type DeletionGuard } from '../validation/validation-
 import { CascadeContext } from './cascade-context.js';
 import { CascadeExecutor } from './cascade-executor.js';
 import { EntityKeys } from '../sql/entity-keys.js';
+import { propertyOf } from '../sql/metadata.js';
 import { keyToken, lockRows, rowClasses } from '../sql/row-statements.js';
 
 const DELETES: readonly ChangeSetType[] = [ChangeSetType.DELETE, ChangeSetType.DELETE_EARLY];
@@ -94,11 +95,11 @@ export class DeletionSubscriber implements EventSubscriber, OnModuleInit {
         }
         for (const child of collection.getItems(false) as Record<string, unknown>[]) {
           const update = updates.get(child);
-          if (deleted.has(child) || !update || !(relation.childProperty in update.payload) || update.payload[relation.childProperty as never] != null) {
+          if (deleted.has(child) || !update || !(relation.childProperty in update.payload) || (update.payload as Record<string, unknown>)[relation.childProperty] != null) {
             continue;
           }
           child[relation.childProperty] = parent.entity;
-          delete update.payload[relation.childProperty as never];
+          delete (update.payload as Record<string, unknown>)[relation.childProperty];
         }
       }
     }
@@ -133,7 +134,7 @@ export class DeletionSubscriber implements EventSubscriber, OnModuleInit {
     if (!relation || this.registry.forMeta(relation.parentMeta)?.tombstone !== undefined) {
       return undefined;
     }
-    const prop = relation.childMeta.properties[relation.childProperty as never] as { nullable?: boolean } | undefined;
+    const prop = propertyOf(relation.childMeta, relation.childProperty);
     return prop?.nullable ? relation.childProperty : undefined;
   }
 

@@ -1,5 +1,6 @@
-import type { EntityMetadata, EntityProperty } from '@mikro-orm/core';
+import type { EntityMetadata } from '@mikro-orm/core';
 import { semanticsOf } from '../policies/policy-semantics.js';
+import { propertyOf } from '../sql/metadata.js';
 import type { EntityPolicy, PolicyRegistry, RelationPolicy } from '../registry/policy-registry.js';
 import { DOCTOR_CODES, type DoctorFinding } from './doctor-finding.js';
 import {
@@ -62,7 +63,7 @@ function diagnoseRelation(
   validatorPredicates: ValidatorPredicates,
 ): DoctorFinding[] {
   const findings: DoctorFinding[] = [];
-  const childProp = relation.childMeta.properties[relation.childProperty as never] as EntityProperty;
+  const childProp = propertyOf(relation.childMeta, relation.childProperty)!;
   const table = schema.tables.get(relation.childMeta.className);
   const subject: RelationSubject = {
     entity: relation.entity,

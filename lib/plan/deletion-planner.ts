@@ -1,4 +1,4 @@
-import { MikroORM, ReferenceKind, type EntityManager, type EntityMetadata } from '@mikro-orm/core';
+import { MikroORM, ReferenceKind, type EntityManager, type EntityMetadata, type FilterQuery } from '@mikro-orm/core';
 import { EntityKeys } from '../sql/entity-keys.js';
 import { countPivotRows } from '../sql/relation-statements.js';
 import { Inject, Injectable } from '@nestjs/common';
@@ -30,7 +30,7 @@ export class DeletionPlanner {
 
   async plan(meta: EntityMetadata, id: unknown): Promise<DeletionPlan> {
     const em = this.orm.em.fork();
-    const root = await em.findOne(meta.class as new () => object, id as never);
+    const root = await em.findOne(meta.class as new () => object, id as FilterQuery<object>);
     if (!root) {
       throw DeletionTargetNotFoundError.create(meta.className, id);
     }

@@ -8,6 +8,7 @@ import { POLICY_NAMES, isPolicyName, type PolicyName } from '../policies/policy-
 import { policiesWhere, semanticsOf } from '../policies/policy-semantics.js';
 import { EntityKeys } from '../sql/entity-keys.js';
 import { isSameOrSubclass } from '../sql/entity-table.js';
+import { propertyOf } from '../sql/metadata.js';
 import { PolicyRegistry, type EntityPolicy, type RelationPolicy } from './policy-registry.js';
 
 /** Where a declaration came from, for error messages. */
@@ -358,7 +359,7 @@ function checkValidatorWhere(meta: EntityMetadata, set: SetValidatorOptions, err
       if (!current) {
         continue; // an operator object on a scalar, or an embedded value
       }
-      const prop = current.properties[key as never] as EntityProperty | undefined;
+      const prop = propertyOf(current, key);
       if (!prop) {
         missing.push(`${path}${key}`);
         continue;
@@ -398,7 +399,7 @@ function wildcardSchema(meta: EntityMetadata, relation?: string): DeletionConfig
  * order they run in, and differ between a synchronous and a queued cascade.
  */
 function checkOverlaps(meta: EntityMetadata, relations: readonly RelationPolicy[], errors: DeletionConfigurationError[]): void {
-  const column = (r: RelationPolicy) => `${r.childMeta.root.className}:${(r.childMeta.properties[r.childProperty as never] as EntityProperty).fieldNames.join(',')}`;
+  const column = (r: RelationPolicy) => `${r.childMeta.root.className}:${propertyOf(r.childMeta, r.childProperty)!.fieldNames.join(',')}`;
   relations.forEach((a, i) => {
     for (const b of relations.slice(i + 1)) {
       const shared = isSameOrSubclass(a.childMeta.class, b.childMeta.class) || isSameOrSubclass(b.childMeta.class, a.childMeta.class);

@@ -22,7 +22,7 @@ export function createPolicyRegistry(orm: MikroORM, options: ResolvedDeletionOpt
     defaultBatchSize: options.batchSize,
   });
   const queued = registry.all().some((p) => p.tombstone !== undefined || p.relations.some((r) => semanticsOf(r.policy).queued));
-  const registered = [DeletionRequest, DeletionOrphan].every((cls) => orm.getMetadata().find(cls as never));
+  const registered = orm.getMetadata().find(DeletionRequest) !== undefined && orm.getMetadata().find(DeletionOrphan) !== undefined;
   if (queued && !registered) {
     throw DeletionConfigurationError.create(
       'DELETION_CONFIG_ENTITIES_MISSING',

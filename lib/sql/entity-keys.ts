@@ -1,6 +1,7 @@
 import { BigIntType, helper, type EntityMetadata, type EntityProperty } from '@mikro-orm/core';
 import { DeletionConfigurationError } from '../errors/deletion-configuration.error.js';
 import { DeletionInvalidIdError } from '../errors/deletion-invalid-id.error.js';
+import { propertyOf } from './metadata.js';
 
 /** The key types the library can bind, compare and store: every shape MikroORM maps to them. */
 export type KeyKind = 'integer' | 'bigint' | 'uuid' | 'string';
@@ -50,7 +51,7 @@ export class EntityKeys {
     if (!keys) {
       keys = new EntityKeys(
         meta.className,
-        meta.primaryKeys.map((name) => keyColumn(meta, meta.properties[name as never] as EntityProperty)),
+        meta.primaryKeys.map((name) => keyColumn(meta, propertyOf(meta, name)!)),
       );
       byMeta.set(meta, keys);
     }
@@ -148,7 +149,7 @@ function keyColumn(meta: EntityMetadata, prop: EntityProperty): KeyColumn {
   // A key component that is a many-to-one takes the type of the key it references.
   const target = prop.kind === 'm:1' || prop.kind === '1:1' ? prop.targetMeta : undefined;
   if (target && target.primaryKeys.length === 1 && prop.fieldNames.length === 1) {
-    const referenced = keyColumn(target, target.properties[target.primaryKeys[0] as never] as EntityProperty);
+    const referenced = keyColumn(target, propertyOf(target, target.primaryKeys[0]!)!);
     return { ...referenced, property: prop.name, field: prop.fieldNames[0]!, prop };
   }
   const base = { property: prop.name, field: prop.fieldNames[0]!, prop };

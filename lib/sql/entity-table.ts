@@ -1,5 +1,6 @@
-import type { EntityManager, EntityMetadata, EntityProperty, MetadataStorage } from '@mikro-orm/core';
+import type { EntityManager, EntityMetadata, MetadataStorage } from '@mikro-orm/core';
 import { EntityKeys } from './entity-keys.js';
+import { propertyOf } from './metadata.js';
 
 /** A PostgreSQL identifier, quoted whatever it holds (mixed case, reserved words, dots, quotes). */
 export function quote(identifier: string): string {
@@ -61,7 +62,7 @@ export class EntityTable {
 
   /** The quoted column of a single-column property (a scalar, or a many-to-one to a single-key entity). */
   column(property: string, alias?: string): string {
-    const prop = this.meta.properties[property as never] as EntityProperty | undefined;
+    const prop = propertyOf(this.meta, property);
     if (!prop || prop.fieldNames.length !== 1) {
       throw new Error(`${this.meta.className}.${property} is not a single-column property.`);
     }
@@ -121,7 +122,7 @@ export class EntityTable {
       return 'false';
     }
     const root = this.meta.root;
-    const prop = root.properties[root.discriminatorColumn as never] as EntityProperty;
+    const prop = propertyOf(root, root.discriminatorColumn!)!;
     return `${qualify(alias, prop.fieldNames[0]!)} in (${values.map(literal).join(', ')})`;
   }
 

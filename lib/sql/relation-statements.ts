@@ -1,7 +1,8 @@
-import { LockMode, type EntityManager, type EntityMetadata, type EntityProperty, type FilterQuery } from '@mikro-orm/core';
+import { LockMode, QueryOrder, type EntityManager, type QueryOrderMap, type EntityMetadata, type FilterQuery } from '@mikro-orm/core';
 import type { RelationPolicy } from '../registry/policy-registry.js';
 import { EntityKeys } from './entity-keys.js';
 import { EntityTable, quote } from './entity-table.js';
+import { propertyOf } from './metadata.js';
 import { count, query, run } from './execute.js';
 import { rowsUnder, type SqlFragment } from './rows-under.js';
 
@@ -79,7 +80,7 @@ export class RelationStatements {
     // Locked: a child moved to another parent, or deleted, after this page is read cannot be deleted
     // as this parent's (PostgreSQL re-checks a row the lock waited for, and drops it if it moved).
     return em.find(this.relation.childMeta.class as new () => T, where as FilterQuery<T>, {
-      orderBy: { [pk]: 'asc' } as never,
+      orderBy: { [pk]: QueryOrder.ASC } as QueryOrderMap<T>,
       limit,
       filters: false,
       lockMode: LockMode.PESSIMISTIC_WRITE,
@@ -167,8 +168,8 @@ export class RelationStatements {
  * subquery of the owning rows' keys, with its parameters). The targets are shared, never counted.
  */
 export async function countPivotRows(em: EntityManager, relation: RelationPolicy, owners: SqlFragment): Promise<number> {
-  const prop = relation.parentMeta.properties[relation.relation as never] as EntityProperty;
-  const owning = prop.owner ? prop : (relation.childMeta.properties[prop.mappedBy as never] as EntityProperty);
+  const prop = propertyOf(relation.parentMeta, relation.relation)!;
+  const owning = prop.owner ? prop : propertyOf(relation.childMeta, prop.mappedBy)!;
   const columns = prop.owner ? owning.joinColumns : owning.inverseJoinColumns;
   const pivot = EntityTable.of(em, em.getMetadata().find(owning.pivotEntity)!);
   const column = columns.length === 1 ? quote(columns[0]!) : `(${columns.map(quote).join(', ')})`;

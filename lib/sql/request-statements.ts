@@ -1,6 +1,7 @@
-import type { EntityManager, EntityMetadata, EntityProperty } from '@mikro-orm/core';
+import type { EntityManager, EntityMetadata } from '@mikro-orm/core';
 import type { RelationPolicy } from '../registry/policy-registry.js';
 import { EntityTable } from './entity-table.js';
+import { propertyOf } from './metadata.js';
 import { query, run } from './execute.js';
 import type { SqlFragment } from './rows-under.js';
 
@@ -16,7 +17,7 @@ export async function insertRequest(em: EntityManager, requests: EntityMetadata,
   const table = EntityTable.of(em, requests);
   const platform = em.getPlatform();
   const values = REQUEST_COLUMNS.map((name) => {
-    const { customType } = requests.properties[name as never] as EntityProperty;
+    const { customType } = propertyOf(requests, name)!;
     return customType ? customType.convertToDatabaseValue(row[name], platform, { mode: 'query' }) : row[name];
   });
   const columns = `insert into ${table.name} (${REQUEST_COLUMNS.map((name) => table.column(name)).join(', ')})`;

@@ -1,5 +1,6 @@
-import type { EntityManager, EntityMetadata, EntityProperty } from '@mikro-orm/core';
+import type { EntityManager, EntityMetadata } from '@mikro-orm/core';
 import { EntityTable, quote } from './entity-table.js';
+import { propertyOf } from './metadata.js';
 import { query, run } from './execute.js';
 
 /**
@@ -43,7 +44,7 @@ export async function deleteRows(em: EntityManager, meta: EntityMetadata, keys: 
 export async function rowClasses(em: EntityManager, meta: EntityMetadata, keys: readonly unknown[]): Promise<Map<string, EntityMetadata>> {
   const table = EntityTable.of(em, meta);
   const root = meta.root;
-  const column = (root.properties[root.discriminatorColumn as never] as EntityProperty).fieldNames[0]!;
+  const column = propertyOf(root, root.discriminatorColumn!)!.fieldNames[0]!;
   const chosen = table.keyIn(keys, 'v');
   const rows = await query(em, `select ${table.selectKey('v', 'k')}, v.${quote(column)} as d from ${table.name} as v where ${chosen.sql}`, chosen.params);
   const byValue = new Map(

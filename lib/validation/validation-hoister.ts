@@ -1,4 +1,4 @@
-import { Utils, raw, type EntityManager, type EntityMetadata } from '@mikro-orm/core';
+import { QueryOrder, Utils, raw, type EntityManager, type EntityMetadata, type FilterQuery, type QueryOrderMap } from '@mikro-orm/core';
 import { Inject, Injectable } from '@nestjs/common';
 import { validatorsOf } from '../decorators/validate-before-destroy.decorator.js';
 import { RESOLVED_DELETION_OPTIONS } from '../deletion.constants.js';
@@ -224,8 +224,8 @@ export class ValidationHoister {
       if (cursor !== undefined) {
         where[`$and`] = [{ [pks[0]!]: { $gt: cursor } }];
       }
-      const rows = await fork.find(node.meta.class as new () => Record<string, unknown>, where as never, {
-        orderBy: Object.fromEntries(pks.map((pk) => [pk, 'asc'])) as never,
+      const rows = await fork.find(node.meta.class as new () => Record<string, unknown>, where as FilterQuery<Record<string, unknown>>, {
+        orderBy: Object.fromEntries(pks.map((pk) => [pk, QueryOrder.ASC])) as QueryOrderMap<Record<string, unknown>>,
         limit: Math.min(page, budget.left + 1),
         filters: false,
       });
