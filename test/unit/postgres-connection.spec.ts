@@ -36,7 +36,8 @@ describe('the PostgreSQL queue backend connection', () => {
   });
 
   it('takes a pool config of its own, with a password function, over MikroORM settings', async () => {
-    const password = async () => 'rotated';
+    // node-postgres accepts a function for the password; BullMQ's type only says string.
+    const password = (async () => 'rotated') as unknown as string;
     const config = postgresConnection(
       resolveOptions({ queue: { backend: 'postgres', postgres: { connection: { host: 'queue-db', password, ssl: true }, schema: 'jobs' } } }),
       await ormWith({ clientUrl: 'postgresql://app@db:5432/shop' }),
