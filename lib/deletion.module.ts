@@ -45,7 +45,7 @@ import { ValidationHoister } from './validation/validation-hoister.js';
     {
       provide: getQueueToken(DELETION_QUEUE),
       useFactory: createDeletionQueue,
-      inject: [RESOLVED_DELETION_OPTIONS, { token: getSharedConfigToken(), optional: true }, MikroORM],
+      inject: [RESOLVED_DELETION_OPTIONS, { token: getSharedConfigToken(), optional: true }, MikroORM, PolicyRegistry],
     },
     DeletionQueueLifecycle,
     { provide: RESOLVED_DELETION_OPTIONS, useFactory: resolveOptions, inject: [DELETION_MODULE_OPTIONS] },

@@ -4,15 +4,17 @@ import { Queue, Worker, createPostgresBackend, withBackend, type PostgresPoolCon
 import { DeletionConfigurationError } from '../errors/deletion-configuration.error.js';
 import type { ResolvedDeletionOptions } from '../interfaces/deletion-module-options.interface.js';
 import { DELETION_QUEUE } from './deletion-queue.constants.js';
+import type { PolicyRegistry } from '../registry/policy-registry.js';
 
 const postgres = withBackend(createPostgresBackend);
 
 /**
  * The module's queue. On Redis it uses the application's `BullModule.forRoot()` connection and
  * prefix (so `@nestjs/bullmq` runs its worker); on PostgreSQL it is built with BullMQ's PostgreSQL
- * backend, migrating its own schema at boot.
+ * backend, migrating its own schema at boot. The policy registry is built first (`_registry`): a
+ * configuration error stops the boot before the queue opens a connection that nothing would close.
  */
-export function createDeletionQueue(options: ResolvedDeletionOptions, shared: BullRootModuleOptions | undefined, orm: MikroORM): Queue {
+export function createDeletionQueue(options: ResolvedDeletionOptions, shared: BullRootModuleOptions | undefined, orm: MikroORM, _registry: PolicyRegistry): Queue {
   if (options.queue.backend === 'postgres') {
     return new postgres.Queue(DELETION_QUEUE, { connection: postgresConnection(options, orm) }) as unknown as Queue;
   }
