@@ -138,32 +138,14 @@ describe('the database connection dropped inside the deletion request’s own tr
 });
 
 /*
- * KNOWN BUG, below this library (marked it.failing): every transaction whose connection is dropped
- * leaks that connection from the application's pg pool.
- *
- * What happens: the batch fails, MikroORM 7.2.1's AbstractSqlConnection.transactional() calls
- * rollback(), which runs Kysely 0.29.6's ControlledTransaction.rollback(): it sends ROLLBACK on the
- * dead connection, which throws before `connection.release()` is reached (release only follows a
- * successful COMMIT or ROLLBACK). MikroORM logs "Failed to roll back transaction" and rethrows the
- * original error; the pg client stays checked out forever. Likewise a recordFailure() transaction
- * that picks a dead idle client before the pool has noticed: its BEGIN throws and Kysely never
- * releases the client. Measured: 2 drops left 2-3 clients checked out, 4 drops 6 of 8.
- * Consequences: pg-pool's default max is 10 and it has no acquire timeout by default, so a handful
- * of dropped connections (a failover, a pgbouncer restart) exhausts the pool and every later
- * query, cascades and requests alike, waits forever; and orm.close() (pool.end()) waits for the
- * leaked clients, so app.close() never returns (this file hands them back in afterEach).
- * Upstream: Kysely 0.29.7 releases the connection in a `finally` (and after a failed BEGIN), but
- * MikroORM 7.2.1 (and every later release so far) pins kysely at exactly 0.29.6, and an npm
- * `overrides` in this package would only fix this repository's own install, not an application's.
- * A workaround was tried and withdrawn: learning each transaction's client from the pool's
- * 'acquire' event inside an AsyncLocalStorage scope, and releasing it as broken after a failed
- * rollback, made this test pass, but an AsyncLocalStorage that is entered tags every promise the
- * process creates: the 1,000,000-child memory benchmark went from 0.75 MB to about 90 MB of peak
- * RSS growth, and the cascade about 15% slower. Fix upstream: a MikroORM release that allows
- * Kysely >= 0.29.7.
+ * A transaction whose connection is dropped must give that connection back to the pool. Kysely
+ * 0.29.6 (pinned by MikroORM 7.2.x) sent ROLLBACK on the dead connection and never released it:
+ * a handful of dropped connections (a failover, a pgbouncer restart) exhausted the pool, and
+ * app.close() waited forever. Kysely 0.29.7 releases it in a `finally`; this repository overrides
+ * kysely to 0.29.7 (package.json `overrides`), and the README tells applications to do the same.
  */
 describe('pooled connections after dropped transactions', () => {
-  it.failing('every connection a dropped batch transaction held is given back to the pool (no leak)', async () => {
+  it('every connection a dropped batch transaction held is given back to the pool (no leak)', async () => {
     expect(await pooledConnections(app)).toMatchObject({ checkedOut: 0 });
     const id = await seedOwner(app.em(), { items: 600 });
     const receipt = await app.deletions.destroy(Owner, id);
