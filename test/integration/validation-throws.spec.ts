@@ -40,7 +40,7 @@ describe('an instance validator that throws without a message', () => {
     app = await createDeletionTestApp({
       database: 'deletion_validation_throws',
       entities: [
-        new EntitySchema<Depot>({ class: Depot, properties: { id: { type: 'integer', primary: true }, crates: { kind: '1:m', entity: () => Crate, mappedBy: 'depot' } } }),
+        new EntitySchema<Depot>({ class: Depot, properties: { id: { type: 'integer', primary: true }, crates: { kind: '1:m', entity: () => Crate, mappedBy: 'depot' } } as never }),
         new EntitySchema<Crate>({
           class: Crate,
           properties: {
@@ -63,7 +63,7 @@ describe('an instance validator that throws without a message', () => {
     await sql.execute(`insert into crate (id, how, depot_id) values (1, 'fine', 1), (2, ?, 1)`, [how]);
     const error = await app.deletions.destroy(Depot, 1).catch((e: unknown) => e);
     expect(error).toBeInstanceOf(DeletionBlockedError);
-    const body = (error as DeletionBlockedError).getResponse() as { statusCode: number; blockers: { id: number; reason: string }[] };
+    const body = (error as DeletionBlockedError).getResponse();
     expect(body.statusCode).toBe(409);
     expect(body.blockers).toEqual([{ entity: 'Crate', id: 2, path: 'Depot.crates', reason: expect.stringMatching(/\S/) }]);
     expect(await sql.execute('select count(*)::int as n from crate')).toEqual([{ n: 2 }]);
