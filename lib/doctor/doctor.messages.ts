@@ -22,6 +22,15 @@ interface Text {
 }
 
 const at = (s: RelationSubject) => `${s.entity}.${s.relation}`;
+
+/**
+ * `a Book`, `an Organization`, `a User`: the indefinite article by the name's first sound (a vowel
+ * letter, except where it is said as a consonant: "u" in User or Unit, "eu", "one").
+ */
+export function article(name: string): string {
+  const vowelSound = /^[aeiou]/i.test(name) && !/^(u[bcdfgjklmnprstvz][aeiouy]|eu|one)/i.test(name);
+  return `${vowelSound ? 'an' : 'a'} ${name}`;
+}
 const fkColumn = (s: RelationSubject) => (s.columns.length === 1 ? `${s.table}.${s.columns[0]}` : `${s.table} (${s.columns.join(', ')})`);
 const tombstone = (s: RelationSubject) => `tombstone mode: definePolicy(${s.parent}, {...}, { tombstone: 'deletedAt' }) with a nullable datetime deletedAt on ${s.parent}`;
 
@@ -31,9 +40,9 @@ const CONSEQUENCES: Record<ForeignKeyFacts['onDelete'], (s: RelationSubject) => 
       ? `PostgreSQL deletes the ${s.child} rows together with the ${s.parent}, in the request and without their hooks or their own policies, so "destroyAsync" finds nothing left to destroy`
       : `PostgreSQL deletes the ${s.child} rows together with the ${s.parent}, inside the request's transaction, so the request pays for the whole cascade and "deleteAllAsync" finds nothing left to delete`,
   'set null': (s) =>
-    `when a ${s.parent} is deleted PostgreSQL sets ${fkColumn(s)} to NULL (MikroORM 7's default for a nullable relation), so the queue finds no children and the ${s.child} rows stay behind as orphans instead of being deleted`,
-  'set default': (s) => `when a ${s.parent} is deleted PostgreSQL sets ${fkColumn(s)} to its default, so the queue finds no children and the ${s.child} rows stay, attached to another row`,
-  'no action': (s) => `the ${s.child} rows are deleted after the ${s.parent}, in the queue, so deleting a ${s.parent} that still has ${s.relation} fails with a foreign-key violation`,
+    `when ${article(s.parent)} is deleted PostgreSQL sets ${fkColumn(s)} to NULL (MikroORM 7's default for a nullable relation), so the queue finds no children and the ${s.child} rows stay behind as orphans instead of being deleted`,
+  'set default': (s) => `when ${article(s.parent)} is deleted PostgreSQL sets ${fkColumn(s)} to its default, so the queue finds no children and the ${s.child} rows stay, attached to another row`,
+  'no action': (s) => `the ${s.child} rows are deleted after the ${s.parent}, in the queue, so deleting ${article(s.parent)} that still has ${s.relation} fails with a foreign-key violation`,
   restrict: (s) => CONSEQUENCES['no action'](s),
 };
 
@@ -66,7 +75,7 @@ export function notNullMessage(s: RelationSubject, notNull: readonly string[], t
   return {
     message:
       `${at(s)} uses "${s.policy}", which sets ${fkColumn(s)} to NULL, but the database holds ${notNull.join(', ')} NOT NULL ` +
-      `(${s.child}.${s.childProperty} is nullable in the entity: the schema lags behind it), so deleting a ${s.parent} that has ${s.relation} would fail.`,
+      `(${s.child}.${s.childProperty} is nullable in the entity: the schema lags behind it), so deleting ${article(s.parent)} that has ${s.relation} would fail.`,
     fix: `${alter} (apply the pending migration), or choose ${alternative} for ${at(s)}.`,
   };
 }

@@ -162,7 +162,7 @@ function resolveRelation(
     return undefined;
   }
   if (prop.kind === ReferenceKind.SCALAR || prop.kind === ReferenceKind.EMBEDDED) {
-    errors.push(config('DELETION_CONFIG_NOT_A_RELATION', subject, `"${relation}" is a ${prop.kind} property, not a relation.`, 'declare policies on @OneToMany collections or the inverse side of @OneToOne.'));
+    errors.push(config('DELETION_CONFIG_NOT_A_RELATION', subject, `"${relation}" is a scalar or embedded (${prop.kind}) property, not a relation.`, 'declare policies on @OneToMany collections or the inverse side of @OneToOne.'));
     return undefined;
   }
   if (prop.kind === ReferenceKind.MANY_TO_ONE || (prop.kind === ReferenceKind.ONE_TO_ONE && prop.owner)) {

@@ -303,3 +303,22 @@ describe('the doctor option', () => {
     expect(() => resolveOptions({ doctor: 'loud' as never })).toThrow(`doctor: doctor "loud" is not a doctor mode. Fix: pass one of 'error', 'warn', 'off' (default 'error').`);
   });
 });
+
+describe('doctor messages', () => {
+  it('use the article a name takes', async () => {
+    const { article } = await import('../../lib/doctor/doctor.messages.js');
+    const names = ['Organization', 'Author', 'Book', 'Invoice', 'Unit', 'User', 'Umbrella', 'EuropeanOffice', 'OneTimeCode', 'Order'];
+    expect(names.map(article)).toEqual([
+      'an Organization',
+      'an Author',
+      'a Book',
+      'an Invoice',
+      'a Unit',
+      'a User',
+      'an Umbrella',
+      'a EuropeanOffice',
+      'a OneTimeCode',
+      'an Order',
+    ]);
+  });
+});
