@@ -25,6 +25,11 @@ export const DOCTOR_CODES = {
    * a marked child stays until its queued work is done, but the parent goes in the request.
    */
   TOMBSTONE_UNDER_DESTROY: 'DELETION_DOCTOR_TOMBSTONE_UNDER_DESTROY',
+  /**
+   * `deleteAllAsync` over children whose own children reference them through a constraint that
+   * blocks their DELETE: the request is accepted, and the queued set-based delete fails.
+   */
+  SET_BASED_BLOCKED: 'DELETION_DOCTOR_SET_BASED_BLOCKED',
   /** `nullify`/`nullifyThenPurge` over a column that is NOT NULL in the database. */
   NOT_NULL: 'DELETION_DOCTOR_NOT_NULL',
   /** No index starts with the foreign-key column(s): each deletion scans the child table. */

@@ -68,6 +68,16 @@ export function tombstoneUnderDestroyMessage(s: RelationSubject, fk: ForeignKeyF
   };
 }
 
+/** A queued set-based delete over children that rows below them still reference through a blocking constraint. */
+export function setBasedBlockedMessage(s: RelationSubject, below: RelationSubject, fk: ForeignKeyFacts): Text {
+  return {
+    message:
+      `${at(s)} uses "deleteAllAsync", one set-based DELETE of the ${s.child} rows in the queue, but ${fkColumn(below)} references them through ` +
+      `the foreign key ${fk.name} (ON DELETE ${fk.onDelete.toUpperCase()}): a ${s.child} that still has ${below.relation} makes that DELETE fail after the request was accepted.`,
+    fix: `use "destroyAsync" for ${at(s)}, so each ${s.child}'s own policies run first.`,
+  };
+}
+
 /** `nullify`/`nullifyThenPurge` over a column the database holds NOT NULL. */
 export function notNullMessage(s: RelationSubject, notNull: readonly string[], table: TableFacts, currentSchema: string): Text {
   const alternative = s.policy === 'nullify' ? '"destroy" or "deleteAll"' : '"destroyAsync"';

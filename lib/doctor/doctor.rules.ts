@@ -7,6 +7,7 @@ import {
   foreignKeyMessage,
   missingMessage,
   notNullMessage,
+  setBasedBlockedMessage,
   skippedMessage,
   tombstoneUnderDestroyMessage,
   unindexedMessage,
@@ -110,6 +111,9 @@ function diagnoseRelation(
       findings.push(finding('error', FK_CODES[fk.onDelete], foreignKeyMessage(subject, fk, table, schema.currentSchema), fk.name));
     }
   }
+  if (semantics.setBased && semantics.deletes && semantics.queued) {
+    findings.push(...blockedBelow(registry, relation, subject, schema, finding));
+  }
   const notNull = columns.filter((column) => column!.notNull).map((column) => column!.name);
   if (semantics.recurses && !semantics.queued && relation.childTombstone !== undefined && owner.tombstone === undefined && notNull.length > 0) {
     for (const fk of constraints.filter((c) => c.onDelete === 'no action' || c.onDelete === 'restrict')) {
@@ -126,6 +130,32 @@ function diagnoseRelation(
   const predicates = semantics.deletes ? validatorPredicates(relation.childMeta) : [];
   if (predicates.length > 0 && !hasPartialIndex(table, subject.columns)) {
     findings.push(finding('warning', DOCTOR_CODES.UNSERVED_VALIDATOR, unservedValidatorMessage(subject, table, schema.currentSchema, predicates)));
+  }
+  return findings;
+}
+
+/**
+ * The relations below a queued set-based delete whose foreign keys would stop it: a blocking
+ * constraint from a grandchild table to the deleted children.
+ */
+function blockedBelow(
+  registry: PolicyRegistry,
+  relation: RelationPolicy,
+  subject: RelationSubject,
+  schema: SchemaFacts,
+  finding: (severity: DoctorFinding['severity'], code: DoctorFinding['code'], text: { message: string; fix: string }, constraint?: string) => DoctorFinding,
+): DoctorFinding[] {
+  const findings: DoctorFinding[] = [];
+  for (const below of registry.forMeta(relation.childMeta)?.relations ?? []) {
+    const table = below.kind === 'm:n' ? undefined : schema.tables.get(below.childMeta.className);
+    if (!table) {
+      continue;
+    }
+    const columns = propertyOf(below.childMeta, below.childProperty)!.fieldNames;
+    const belowSubject: RelationSubject = { ...subject, relation: below.relation, table: table.schema === schema.currentSchema ? table.table : `${table.schema}.${table.table}`, columns };
+    for (const fk of table.foreignKeys.filter((k) => sameColumns(k.columns, columns) && (k.onDelete === 'no action' || k.onDelete === 'restrict'))) {
+      findings.push(finding('error', DOCTOR_CODES.SET_BASED_BLOCKED, setBasedBlockedMessage(subject, belowSubject, fk), fk.name));
+    }
   }
   return findings;
 }

@@ -10,6 +10,7 @@ import type { ResolvedDeletionOptions } from '../interfaces/deletion-module-opti
 import { DeletionRequest, type RelationProgress, type RequestError } from '../outbox/deletion-request.entity.js';
 import { PolicyRegistry, type EntityPolicy, type RelationPolicy } from '../registry/policy-registry.js';
 import { CascadeBatches } from './cascade-batches.js';
+import { DeletionOrphan } from '../outbox/deletion-orphan.entity.js';
 import { DeletionStalledError } from '../errors/deletion-stalled.error.js';
 import { RequestCompletion } from './request-completion.js';
 
@@ -137,14 +138,22 @@ export class RequestRunner {
     let reopened = false;
     const keys = EntityKeys.of(policy.meta);
     const parentIds = request.parentIds.map((id) => keys.fromJson(id));
-    for (const relation of policy.relations.filter((r) => semanticsOf(r.policy).deletedAfterParent)) {
-      if (await new RelationStatements(relation).any(em, parentIds)) {
+    for (const relation of policy.relations.filter((r) => semanticsOf(r.policy).queued)) {
+      const statements = new RelationStatements(relation);
+      if (await statements.any(em, parentIds)) {
         const progress = request.progress[relation.relation]!;
         const walks = (progress.walks ?? 1) + 1;
         if (walks > MAX_WALKS) {
           throw DeletionStalledError.create(`${request.path}.${relation.relation}`, walks - 1);
         }
-        request.progress = { ...request.progress, [relation.relation]: { ...progress, cursor: null, done: false, walks } };
+        if (semanticsOf(relation.policy).detaches) {
+          // nullifyThenPurge: the late children are detached and recorded like the first ones; the
+          // purge goes on after its cursor (the new records come after it).
+          await statements.nullifyAndRecord(em, parentIds, em.getMetadata().get(DeletionOrphan), request.id);
+          request.progress = { ...request.progress, [relation.relation]: { ...progress, done: false, walks } };
+        } else {
+          request.progress = { ...request.progress, [relation.relation]: { ...progress, cursor: null, done: false, walks } };
+        }
         reopened = true;
       }
     }

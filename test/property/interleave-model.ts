@@ -1,0 +1,399 @@
+/**
+ * A pure model of a queued cascade interleaved with concurrent actions (interleave-invariants.spec.ts):
+ * parent P (id 1) is deleted under `Parent.kids = destroyAsync | deleteAllAsync | nullifyThenPurge`
+ * (batch size 1-3, tombstone mode on the parent or not); between the queue's batches, and while a
+ * batch holds its rows, kids are moved to the surviving parents Q1 (2) and Q2 (3), deleted directly,
+ * inserted, and flagged or unflagged `blocked` (the kid's set-based validator).
+ *
+ * It is a state machine the spec drives in lockstep with the real queue: `accept()` (the request),
+ * then per batch `apply()` the actions and `batch()`, then `finish()` (what happens to the kids left
+ * under P once the walk is over). What it promises (DESIGN 2, 2.2, 4, 6 and 7, issue 12):
+ *
+ *  - a batch is a keyset page of P's current kids (`destroyAsync`, in key order after the cursor),
+ *    the next kids of P in key order (`deleteAllAsync`), or the next rows P's `nullifyThenPurge`
+ *    detached in the request that are still detached (in the order the request recorded them);
+ *    it deletes only rows that still belong to P (a moved kid stays, under its new parent);
+ *  - a batch re-checks the validators: a blocked kid in it fails the request (`DeletionBlockedError`)
+ *    and the batch rolls back whole; once unflagged, `retry()` resumes from the same cursor;
+ *  - a kid deleted directly is deleted once: a later batch does not find it, a direct deletion of a
+ *    row the batch already deleted is "not found"; a blocked kid refuses its own direct deletion;
+ *  - every kid deleted through the ORM (destroyAsync, the purge of nullifyThenPurge, a direct
+ *    deletion) has its `afterDelete` hooks run exactly once; a set-based delete (deleteAllAsync) none;
+ *  - kids inserted under P while its cascade runs: in tombstone mode (P's row is kept until the end,
+ *    a NO ACTION constraint in place) the cascade removes them before P goes, through the relation's
+ *    policy; without tombstone, P's row is gone: with no constraint (destroyAsync, deleteAllAsync)
+ *    they are orphans that the sweeper removes through the policy (DESIGN 6); `nullifyThenPurge`
+ *    keeps its NO ACTION constraint (it detaches before the parent's DELETE), which refuses them.
+ */
+
+export const P = 1;
+export const Q1 = 2;
+export const Q2 = 3;
+export const PARENTS = [P, Q1, Q2] as const;
+
+export type QueuedPolicy = 'destroyAsync' | 'deleteAllAsync' | 'nullifyThenPurge';
+
+export interface MixConfig {
+  readonly policy: QueuedPolicy;
+  readonly batchSize: number;
+  readonly tombstone: boolean;
+  /** A NO ACTION constraint on the kid's foreign key (tombstone lanes and nullifyThenPurge), else none. */
+  readonly fk: boolean;
+  /** Whether the kid has its validator (`blocked` refuses); without, the flag means nothing. */
+  readonly validated: boolean;
+}
+
+export interface Kid {
+  readonly id: number;
+  readonly parent: number | null;
+  readonly tag: number;
+  readonly blocked: boolean;
+}
+
+export type ParentState = 'live' | 'tombstoned' | 'gone';
+
+/**
+ * Which kid an action touches: a number picks among the kids known so far (see `resolveGaps`);
+ * `{ page }` (an action while a batch holds its rows) the `page`-th row of that batch (mod its size).
+ */
+export type KidRef = number | { readonly page: number };
+
+/** A concurrent action as generated. */
+export type Action =
+  | { readonly kind: 'move'; readonly kid: KidRef; readonly to: number }
+  | { readonly kind: 'remove'; readonly kid: KidRef; readonly how: 'destroy' | 'flush' }
+  | { readonly kind: 'insert'; readonly slot: number; readonly under: number }
+  | { readonly kind: 'flip'; readonly kid: KidRef };
+
+/** A resolved action: the kid's id, and for an insert the new key. */
+export type Resolved =
+  | { readonly kind: 'move'; readonly id: number; readonly to: number }
+  | { readonly kind: 'remove'; readonly id: number; readonly how: 'destroy' | 'flush' }
+  | { readonly kind: 'insert'; readonly id: number; readonly under: number }
+  | { readonly kind: 'flip'; readonly id: number }
+  | { readonly kind: 'none' };
+
+/** An action on a row of the batch's page, resolved once the batch's page is known (`MixModel.onPage`). */
+export type PageAction =
+  | { readonly kind: 'move'; readonly page: number; readonly to: number }
+  | { readonly kind: 'remove'; readonly page: number; readonly how: 'destroy' | 'flush' }
+  | { readonly kind: 'flip'; readonly page: number };
+
+export type Planned = Resolved | PageAction;
+
+export const isPageAction = (action: Planned): action is PageAction => 'page' in action;
+
+/**
+ * What an action must do: `updated` n rows (move, flip), `inserted` or `refused` by the foreign key
+ * (insert), `deleted`, `missing` (not found) or `blocked` (its own validator) for a direct deletion.
+ */
+export type ActionOutcome =
+  | { readonly kind: 'updated'; readonly rows: 0 | 1 }
+  | { readonly kind: 'inserted' }
+  | { readonly kind: 'fk' }
+  | { readonly kind: 'deleted' }
+  | { readonly kind: 'missing' }
+  | { readonly kind: 'blocked' }
+  | { readonly kind: 'none' };
+
+export type BatchOutcome =
+  | { readonly kind: 'ok'; readonly removed: readonly number[]; readonly done: boolean }
+  | { readonly kind: 'blocked'; readonly blockers: readonly number[] };
+
+export interface Gap<A = Resolved, D = Planned> {
+  /** Applied before the batch. */
+  readonly between: readonly A[];
+  /** Started once the batch holds its rows (before its validators), awaited after it. */
+  readonly during: D | null;
+}
+
+export interface MixScenario {
+  readonly config: MixConfig;
+  /** P's kids, then the bystanders under Q1 and Q2. */
+  readonly kids: readonly Kid[];
+  /** Before (and during) the first batch, the second, …: the walk's batches, retried ones included. */
+  readonly gaps: readonly Gap[];
+}
+
+/**
+ * Resolves the generated actions in order (each gap's `between`, then its `during`): a kid number
+ * picks among the kids known so far (the initial ones, then those inserted), and an insert takes the
+ * first free key of its slot (`slot * 10 + 5`, between the initial kids' keys 10, 20, …).
+ */
+export function resolveGaps(kids: readonly Kid[], gaps: readonly Gap<Action, Action>[]): Gap[] {
+  const known = kids.map((k) => k.id);
+  const resolve = (action: Action): Planned => {
+    if (action.kind === 'insert') {
+      let id = action.slot * 10 + 5;
+      while (known.includes(id)) {
+        id += 1;
+      }
+      known.push(id);
+      return { kind: 'insert', id, under: action.under };
+    }
+    if (typeof action.kid !== 'number') {
+      const page = action.kid.page;
+      return action.kind === 'move' ? { kind: 'move', page, to: action.to } : action.kind === 'remove' ? { kind: 'remove', page, how: action.how } : { kind: 'flip', page };
+    }
+    const id = known.length === 0 ? undefined : known[action.kid % known.length]!;
+    if (id === undefined) {
+      return { kind: 'none' };
+    }
+    return action.kind === 'move' ? { kind: 'move', id, to: action.to } : action.kind === 'remove' ? { kind: 'remove', id, how: action.how } : { kind: 'flip', id };
+  };
+  // A page reference before a batch means nothing: it picks among the known kids instead.
+  const resolveBefore = (action: Action): Resolved => resolve(action.kind !== 'insert' && typeof action.kid === 'object' ? { ...action, kid: action.kid.page } : action) as Resolved;
+  return gaps.map((gap) => {
+    const between = gap.between.map(resolveBefore);
+    return { between, during: gap.during === null ? null : resolve(gap.during) };
+  });
+}
+
+export function tagOf(id: number): number {
+  return (id * 37 + 11) % 1000;
+}
+
+export class MixModel {
+  readonly kids = new Map<number, Kid>();
+  readonly parents = new Map<number, ParentState>(PARENTS.map((p) => [p, 'live']));
+  /** Deletions through the ORM per kid id (its `afterDelete` hooks). */
+  readonly hooks = new Map<number, number>();
+  /** nullifyThenPurge: the rows the request detached, in the order it recorded them. */
+  private records: number[] = [];
+  private cursor: number | null = null;
+  private recordCursor = 0;
+  done = false;
+
+  constructor(readonly config: MixConfig, kids: readonly Kid[]) {
+    for (const kid of kids) {
+      this.kids.set(kid.id, kid);
+    }
+  }
+
+  /** P's kids now, in key order. */
+  childrenOfP(): Kid[] {
+    return [...this.kids.values()].filter((k) => k.parent === P).sort((a, b) => a.id - b.id);
+  }
+
+  /**
+   * The request: every kid of P is validated (none may be blocked, or it is refused); P is deleted
+   * (or marked); nullifyThenPurge detaches P's kids and records them.
+   */
+  /** Whether a kid refuses its deletion now. */
+  private refuses(kid: Kid): boolean {
+    return this.config.validated && kid.blocked;
+  }
+
+  accept(): { kind: 'accepted'; detached: number[] } | { kind: 'blocked'; blockers: number[] } {
+    const blockers = this.childrenOfP().filter((k) => this.refuses(k));
+    if (blockers.length > 0) {
+      return { kind: 'blocked', blockers: blockers.map((k) => k.id) };
+    }
+    this.parents.set(P, this.config.tombstone ? 'tombstoned' : 'gone');
+    const detached: number[] = [];
+    if (this.config.policy === 'nullifyThenPurge') {
+      for (const kid of this.childrenOfP()) {
+        this.kids.set(kid.id, { ...kid, parent: null });
+        detached.push(kid.id);
+      }
+    }
+    return { kind: 'accepted', detached };
+  }
+
+  /** nullifyThenPurge: the order the request recorded its detached rows in (read from the database). */
+  setRecords(order: readonly number[]): void {
+    this.records = [...order];
+  }
+
+  apply(action: Resolved): ActionOutcome {
+    switch (action.kind) {
+      case 'none':
+        return { kind: 'none' };
+      case 'move':
+      case 'flip': {
+        const kid = this.kids.get(action.id);
+        if (!kid) {
+          return { kind: 'updated', rows: 0 };
+        }
+        this.kids.set(kid.id, action.kind === 'move' ? { ...kid, parent: action.to } : { ...kid, blocked: !kid.blocked });
+        return { kind: 'updated', rows: 1 };
+      }
+      case 'insert': {
+        if (this.parents.get(action.under) === 'gone' && this.config.fk) {
+          return { kind: 'fk' };
+        }
+        this.kids.set(action.id, { id: action.id, parent: action.under, tag: tagOf(action.id), blocked: false });
+        return { kind: 'inserted' };
+      }
+      case 'remove': {
+        const kid = this.kids.get(action.id);
+        if (!kid) {
+          return { kind: 'missing' };
+        }
+        if (this.refuses(kid)) {
+          return { kind: 'blocked' };
+        }
+        this.delete([kid.id], true);
+        return { kind: 'deleted' };
+      }
+    }
+  }
+
+  private delete(ids: readonly number[], throughOrm: boolean): void {
+    for (const id of ids) {
+      this.kids.delete(id);
+      if (throughOrm) {
+        this.hooks.set(id, (this.hooks.get(id) ?? 0) + 1);
+      }
+    }
+  }
+
+  /**
+   * Whether the next batch checks its rows (holding them locked meanwhile): every `destroyAsync`
+   * page, a `deleteAllAsync` batch when the kid has validators, a non-empty page of the records of
+   * `nullifyThenPurge`.
+   */
+  checksNextBatch(): boolean {
+    switch (this.config.policy) {
+      case 'destroyAsync':
+        return true;
+      case 'deleteAllAsync':
+        return this.config.validated;
+      case 'nullifyThenPurge':
+        return this.recordCursor < this.records.length;
+    }
+  }
+
+  /** The rows the next batch takes (before its validators), without running it. */
+  nextPage(): number[] {
+    const size = this.config.batchSize;
+    switch (this.config.policy) {
+      case 'destroyAsync':
+        return this.childrenOfP()
+          .filter((k) => this.cursor === null || k.id > this.cursor)
+          .slice(0, size)
+          .map((k) => k.id);
+      case 'deleteAllAsync':
+        return this.childrenOfP()
+          .slice(0, size)
+          .map((k) => k.id);
+      case 'nullifyThenPurge':
+        return this.records.slice(this.recordCursor, this.recordCursor + size).filter((id) => this.kids.get(id)?.parent === null);
+    }
+  }
+
+  /** A page action on the next batch's rows: its `page`-th row (none when the page is empty). */
+  onPage(action: PageAction): Resolved {
+    const page = this.nextPage();
+    const id = page[action.page % Math.max(page.length, 1)];
+    if (id === undefined) {
+      return { kind: 'none' };
+    }
+    return action.kind === 'move' ? { kind: 'move', id, to: action.to } : action.kind === 'remove' ? { kind: 'remove', id, how: action.how } : { kind: 'flip', id };
+  }
+
+  /** The next batch of the walk: its rows, re-validated; deleted whole, or refused whole. */
+  batch(): BatchOutcome {
+    const size = this.config.batchSize;
+    let chosen: Kid[];
+    let done: boolean;
+    let next: () => void;
+    switch (this.config.policy) {
+      case 'destroyAsync': {
+        const after = this.cursor;
+        chosen = this.childrenOfP()
+          .filter((k) => after === null || k.id > after)
+          .slice(0, size);
+        done = chosen.length < size;
+        next = () => (this.cursor = chosen.at(-1)?.id ?? this.cursor);
+        break;
+      }
+      case 'deleteAllAsync':
+        chosen = this.childrenOfP().slice(0, size);
+        done = chosen.length < size;
+        next = () => undefined;
+        break;
+      case 'nullifyThenPurge': {
+        const page = this.records.slice(this.recordCursor, this.recordCursor + size);
+        chosen = page.map((id) => this.kids.get(id)).filter((k): k is Kid => k !== undefined && k.parent === null);
+        done = page.length < size;
+        next = () => (this.recordCursor += page.length);
+        break;
+      }
+    }
+    const blockers = chosen.filter((k) => this.refuses(k)).map((k) => k.id);
+    if (blockers.length > 0) {
+      return { kind: 'blocked', blockers };
+    }
+    this.delete(
+      chosen.map((k) => k.id),
+      this.config.policy !== 'deleteAllAsync',
+    );
+    next();
+    this.done = done;
+    return { kind: 'ok', removed: chosen.map((k) => k.id), done };
+  }
+
+  /** Unflags every blocked kid (what a user does before `retry()`); returns their ids. */
+  unflagAll(): number[] {
+    const flagged = [...this.kids.values()].filter((k) => k.blocked);
+    for (const kid of flagged) {
+      this.kids.set(kid.id, { ...kid, blocked: false });
+    }
+    return flagged.map((k) => k.id);
+  }
+
+  /**
+   * The kids left under P once the walk is over: removed by the cascade (tombstone mode) or by the
+   * sweeper (no constraint), through the relation's policy, unless one is blocked (then that request
+   * fails until they are unflagged). `via`: who removes them; `blocked`: those that refuse.
+   */
+  leftovers(): { via: 'cascade' | 'sweeper' | 'none'; kids: number[]; blocked: number[] } {
+    const left = this.childrenOfP();
+    const via = this.config.tombstone ? 'cascade' : this.config.fk ? 'none' : 'sweeper';
+    return { via, kids: left.map((k) => k.id), blocked: left.filter((k) => this.refuses(k)).map((k) => k.id) };
+  }
+
+  /** Removes the leftovers (after any refusal was cleared); P's tombstoned row goes last. */
+  finish(): void {
+    const { via, kids } = this.leftovers();
+    if (via !== 'none') {
+      this.delete(kids, this.config.policy !== 'deleteAllAsync');
+    }
+    if (this.parents.get(P) === 'tombstoned') {
+      this.parents.set(P, 'gone');
+    }
+  }
+
+  /** The kids in key order. */
+  rows(): Kid[] {
+    return [...this.kids.values()].sort((a, b) => a.id - b.id);
+  }
+}
+
+export function describeAction(action: Planned): string {
+  if (isPageAction(action)) {
+    const which = `the ${ordinal(action.page)} kid of the batch's page (mod its size)`;
+    return action.kind === 'move' ? `move ${which} to Parent#${action.to}` : action.kind === 'remove' ? `delete ${which} directly (${action.how === 'destroy' ? 'destroy()' : 'em.remove + flush'})` : `flip ${which}'s blocked flag`;
+  }
+  switch (action.kind) {
+    case 'none':
+      return 'nothing (no kid known)';
+    case 'move':
+      return `move Kid#${action.id} to Parent#${action.to}`;
+    case 'remove':
+      return `delete Kid#${action.id} directly (${action.how === 'destroy' ? 'destroy()' : 'em.remove + flush'})`;
+    case 'insert':
+      return `insert Kid#${action.id} under Parent#${action.under}`;
+    case 'flip':
+      return `flip Kid#${action.id}'s blocked flag`;
+  }
+}
+
+export function describeConfig(config: MixConfig): string {
+  return `Parent.kids=${config.policy}/${config.batchSize}${config.tombstone ? ', tombstone on Parent' : ''}, ${config.fk ? 'NO ACTION foreign key' : 'no foreign key constraint'}, ${config.validated ? "Kid's validator on blocked" : 'no validator on Kid'}`;
+}
+
+function ordinal(n: number): string {
+  return `${n + 1}${n === 0 ? 'st' : n === 1 ? 'nd' : n === 2 ? 'rd' : 'th'}`;
+}
