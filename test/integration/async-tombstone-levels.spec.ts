@@ -56,6 +56,7 @@ describe('tombstone mode on two levels and on a self-referencing tree', () => {
   });
 
   it('a tombstoned tree eight levels deep: completes, and no node is walked twice', async () => {
+    expect(await sql(`select confdeltype from pg_constraint where conrelid = 'branch'::regclass and contype = 'f'`)).toEqual([{ confdeltype: 'a' }]);
     const [{ id: root }] = (await sql('insert into branch default values returning id')) as { id: number }[];
     let level = [root!];
     for (let depth = 0; depth < 8; depth++) {
