@@ -23,9 +23,6 @@ export default {
   moduleNameMapper: { '^(\\.{1,2}/.*)\\.js$': '$1' },
   roots: ['<rootDir>/lib', '<rootDir>/test'],
   testMatch: ['**/*.spec.ts'],
-  // Finds a known bug (a plain child deleted directly while its queued batch holds it runs its hooks
-  // twice, issue 12): out of `npm test` until it is fixed; `npm run test:pending` runs it.
-  testPathIgnorePatterns: ['/node_modules/', '/test/property/interleave-invariants\\.spec\\.ts$'],
   testTimeout: 60_000,
   // Two cores on CI: one worker per core, each test file owns its own database and queue.
   maxWorkers: process.env.CI ? 2 : '50%',

@@ -1,6 +1,7 @@
 import {
   ChangeSetType,
   MikroORM,
+  TransactionEventBroadcaster,
   Utils,
   type ChangeSet,
   type EntityManager,
@@ -9,6 +10,7 @@ import {
   type EventSubscriber,
   type FlushEventArgs,
   type TransactionEventArgs,
+  type Transaction,
 } from '@mikro-orm/core';
 import { Inject, Injectable, type OnModuleInit } from '@nestjs/common';
 import { DeletionConfigurationError } from '../errors/deletion-configuration.error.js';
@@ -19,6 +21,7 @@ import { ValidationHoister, type DeletionGuard } from '../validation/validation-
 import { CascadeContext } from './cascade-context.js';
 import { CascadeExecutor } from './cascade-executor.js';
 import { EntityKeys } from '../sql/entity-keys.js';
+import { EntityTable } from '../sql/entity-table.js';
 import { propertyOf } from '../sql/metadata.js';
 import { keyToken, lockRows, rowClasses } from '../sql/row-statements.js';
 
@@ -41,6 +44,10 @@ export class DeletionSubscriber implements EventSubscriber, OnModuleInit {
   private readonly outerOf = new WeakMap<object, object>();
   /** Change sets this flush turned from DELETE into a tombstone UPDATE. */
   private readonly tombstoned = new WeakSet<object>();
+  /** Per entity manager, the removals its flush locks once MikroORM has begun the flush's transaction. */
+  private readonly toLock = new WeakMap<object, ChangeSet<object>[]>();
+  /** Removals whose rows this flush has locked before any hook ran. */
+  private readonly locked = new WeakSet<object>();
 
   constructor(
     @Inject(MikroORM) private readonly orm: MikroORM,
@@ -73,9 +80,69 @@ export class DeletionSubscriber implements EventSubscriber, OnModuleInit {
     return [...this.orm.getMetadata().getAll().values()].filter((meta) => this.registry.watches(meta)).map((meta) => meta.class);
   }
 
-  onFlush({ uow }: FlushEventArgs): void {
+  async onFlush({ em, uow }: FlushEventArgs): Promise<void> {
     this.keepLoadedChildrenAttached(uow.getChangeSets());
     this.tombstoneRemovedParents(uow);
+    this.toLock.delete(em);
+    const removals = this.removalsToLock(uow.getChangeSets());
+    if (removals.length === 0) {
+      return;
+    }
+    if (em.isInTransaction()) {
+      await this.lockRemovals(em, removals);
+    } else {
+      // The flush begins its own transaction next (implicit transactions are required at boot).
+      this.toLock.set(em, removals);
+    }
+  }
+
+  /**
+   * A row a cascade removes through the ORM or walks from the queue (the child of a `destroy`,
+   * `destroyAsync`, `nullifyThenPurge` or `deleteAllAsync` relation) may be removed by two deletions
+   * at once: a flush removing it directly while a cascade (a queued batch, another request's
+   * `destroy`) holds it. MikroORM would wait for the cascade, delete no row, and run the row's hooks
+   * a second time. So those rows are locked at the start of the flush's transaction, before any
+   * hook: the flush waits for the cascade, then finds the row gone and fails with
+   * `DeletionTargetNotFoundError` (rolled back, no hook run), as `destroy()` does. Rows a cascade
+   * removes are locked by the cascade itself, and `destroy()`'s target by `destroy()`; a parent
+   * that is no relation's child is locked in its own `beforeDelete` (`lockParents`).
+   */
+  private removalsToLock(changeSets: ChangeSet<object>[]): ChangeSet<object>[] {
+    if (CascadeContext.currentRequest()) {
+      return [];
+    }
+    const lockedByDestroy = CascadeContext.currentDestroy()?.locked;
+    return changeSets.filter(
+      (cs) => (DELETES.includes(cs.type) || this.tombstoned.has(cs)) && cs.entity !== lockedByDestroy && this.registry.isPolicyChild(cs.meta),
+    );
+  }
+
+  /**
+   * Locks the rows of `removals`, one statement per table and class, tables in name order and keys
+   * in key order (so two flushes cannot deadlock on each other); throws if any row is gone.
+   */
+  private async lockRemovals(em: EntityManager, removals: ChangeSet<object>[], ctx?: Transaction): Promise<void> {
+    const groups = new Map<string, { order: string; changeSets: ChangeSet<object>[] }>();
+    for (const cs of removals) {
+      // Per class too: single-table subclasses share a table, each with its own discriminator.
+      const order = `${EntityTable.of(em, cs.meta, cs.schema).name} ${cs.meta.className}`;
+      const group = groups.get(order) ?? { order, changeSets: [] };
+      group.changeSets.push(cs);
+      groups.set(order, group);
+    }
+    for (const { changeSets } of [...groups.values()].sort((a, b) => (a.order < b.order ? -1 : a.order > b.order ? 1 : 0))) {
+      const { meta, schema } = changeSets[0]!;
+      const codec = EntityKeys.of(meta);
+      const keys = changeSets.map((cs) => codec.ofEntity(cs.entity));
+      const found = await lockRows(em, meta, keys, this.registry.forMeta(meta)?.tombstone, { schema, ctx });
+      // Compared by count: the database decides which rows a key names (a case-insensitive key, say).
+      const wanted = new Set(keys.map((key) => keyToken(meta, key, em)));
+      if (found.size < wanted.size) {
+        const missing = keys.filter((key) => !found.has(keyToken(meta, key, em)));
+        throw DeletionTargetNotFoundError.create(meta.className, missing.length === 1 ? missing[0] : missing);
+      }
+      changeSets.forEach((cs) => this.locked.add(cs));
+    }
   }
 
   /**
@@ -158,11 +225,25 @@ export class DeletionSubscriber implements EventSubscriber, OnModuleInit {
     }
   }
 
-  afterTransactionStart(args: TransactionEventArgs): void {
+  async afterTransactionStart(args: TransactionEventArgs): Promise<void> {
     const outer = this.outerOf.get(args.em);
     this.outerOf.delete(args.em);
     if (outer && args.transaction) {
       this.publisher.nested(args.transaction, outer);
+    }
+    const removals = this.toLock.get(args.em);
+    this.toLock.delete(args.em);
+    if (removals && args.transaction) {
+      // Only this flush's own removals (a failed flush leaves none behind for a later transaction).
+      const current = new Set(args.uow?.getChangeSets());
+      try {
+        await this.lockRemovals(args.em, removals.filter((cs) => current.has(cs)), args.transaction);
+      } catch (error) {
+        // MikroORM rolls back what fails inside the transaction, not a failure of this event, which
+        // comes first: roll it back here, as it would (with its events), or its connection is lost.
+        await args.em.getConnection('write').rollback(args.transaction, new TransactionEventBroadcaster(args.em));
+        throw error;
+      }
     }
   }
 
@@ -255,7 +336,7 @@ export class DeletionSubscriber implements EventSubscriber, OnModuleInit {
    */
   private async lockParents(em: EntityManager, policy: EntityPolicy, group: ChangeSet<object>[]): Promise<void> {
     const lockedByDestroy = CascadeContext.currentDestroy()?.locked;
-    const targets = group.map((cs) => cs.entity).filter((entity) => entity !== lockedByDestroy);
+    const targets = group.filter((cs) => !this.locked.has(cs)).map((cs) => cs.entity).filter((entity) => entity !== lockedByDestroy);
     if (targets.length === 0) {
       return;
     }

@@ -43,6 +43,7 @@ export class PolicyRegistry {
   private readonly byName = new Map<string, EntityPolicy>();
   private readonly recursive = new Set<EntityPolicy>();
   private readonly subclasses = new Map<EntityMetadata, EntityMetadata[]>();
+  private readonly children = new Map<EntityMetadata, boolean>();
 
   constructor(policies: readonly EntityPolicy[]) {
     for (const policy of policies) {
@@ -105,6 +106,25 @@ export class PolicyRegistry {
   /** Whether removing rows of `meta` can involve rules: its own, or a subclass's (a base-class reference to a subclass row). */
   watches(meta: EntityMetadata): boolean {
     return this.has(meta) || this.subclassesWithOwnRules(meta).length > 0;
+  }
+
+  /**
+   * Whether a cascade may remove rows of `meta` through the ORM, or walk them from the queue: it is
+   * in the single-table family of the child of a relation whose policy recurses or is queued (the
+   * policies whose children's keys are checked at boot). A direct removal of such a row may meet a
+   * cascade that holds it, so a flush locks those rows first (`DeletionSubscriber`). The whole
+   * family counts (a base-class reference may name a child's row), as MikroORM's metadata says,
+   * whether or not the classes extend each other in JavaScript.
+   */
+  isPolicyChild(meta: EntityMetadata): boolean {
+    let found = this.children.get(meta);
+    if (found === undefined) {
+      found = [...this.byClass.values()].some((policy) =>
+        policy.relations.some((r) => (semanticsOf(r.policy).recurses || semanticsOf(r.policy).queued) && r.childMeta.root.class === meta.root.class),
+      );
+      this.children.set(meta, found);
+    }
+    return found;
   }
 
   /** Whether `meta`'s entity has any declared policy or validator. */

@@ -1,21 +1,24 @@
-import type { EntityManager } from '@mikro-orm/core';
+import type { EntityManager, Transaction } from '@mikro-orm/core';
 
 /**
  * Runs a statement the library wrote, on `em`'s transaction, and turns a database error into
  * MikroORM's own exception class (a foreign-key violation is a `ForeignKeyConstraintViolationException`,
  * as it would be from `em.nativeDelete()`), so callers see one error vocabulary.
  */
-export async function execute<T>(em: EntityManager, sql: string, params: readonly unknown[], method: 'all' | 'run'): Promise<T> {
+export async function execute<T>(em: EntityManager, sql: string, params: readonly unknown[], method: 'all' | 'run', ctx?: Transaction): Promise<T> {
   try {
-    return await em.getConnection().execute<T>(sql, [...params], method, em.getTransactionContext());
+    return await em.getConnection().execute<T>(sql, [...params], method, ctx ?? em.getTransactionContext());
   } catch (error) {
     throw error instanceof Error ? em.getDriver().convertException(error) : error;
   }
 }
 
-/** The rows a query returns. */
-export function query<T = Record<string, unknown>>(em: EntityManager, sql: string, params: readonly unknown[]): Promise<T[]> {
-  return execute<T[]>(em, sql, params, 'all');
+/**
+ * The rows a query returns. `ctx`: a transaction `em` does not carry yet (one MikroORM has just
+ * begun for a flush, before it hands it to the entity manager).
+ */
+export function query<T = Record<string, unknown>>(em: EntityManager, sql: string, params: readonly unknown[], ctx?: Transaction): Promise<T[]> {
+  return execute<T[]>(em, sql, params, 'all', ctx);
 }
 
 /** The number of rows a statement changed. */

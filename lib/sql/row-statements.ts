@@ -1,4 +1,4 @@
-import type { EntityManager, EntityMetadata } from '@mikro-orm/core';
+import type { EntityManager, EntityMetadata, Transaction } from '@mikro-orm/core';
 import { EntityTable, quote } from './entity-table.js';
 import { propertyOf } from './metadata.js';
 import { query, run } from './execute.js';
@@ -6,16 +6,22 @@ import { query, run } from './execute.js';
 /**
  * Locks the rows `keys` of `meta` (in key order, so overlapping lockers cannot deadlock) and
  * returns the keys found, as their JSON form; with `live`, only rows whose tombstone column is
- * still NULL count as found.
+ * still NULL count as found. `schema`: the rows' own schema (a change set's); `ctx`: see `query()`.
  */
-export async function lockRows(em: EntityManager, meta: EntityMetadata, keys: readonly unknown[], live?: string): Promise<Set<string>> {
-  const table = EntityTable.of(em, meta);
+export async function lockRows(
+  em: EntityManager,
+  meta: EntityMetadata,
+  keys: readonly unknown[],
+  live?: string,
+  options: { schema?: string; ctx?: Transaction } = {},
+): Promise<Set<string>> {
+  const table = EntityTable.of(em, meta, options.schema);
   const chosen = table.keyIn(keys, 'v');
   const alive = live === undefined ? '' : ` and ${table.column(live, 'v')} is null`;
   const sql =
     `select ${table.selectKey('v', 'k')} from ${table.name} as v where ${chosen.sql}${table.andDiscriminator('v')}${alive} ` +
     `order by ${table.keyColumns('v').join(', ')} for update`;
-  const rows = await query(em, sql, chosen.params);
+  const rows = await query(em, sql, chosen.params, options.ctx);
   return new Set(rows.map((row) => JSON.stringify(table.keys.toJson(table.keys.fromRow(row, 'k')))));
 }
 
