@@ -1,5 +1,5 @@
 import { MikroORM, type EntityMetadata } from '@mikro-orm/core';
-import type { SqlEntityManager } from '@mikro-orm/postgresql';
+import type { QBFilterQuery, SqlEntityManager } from '@mikro-orm/postgresql';
 import { Inject, Injectable, Logger, type OnApplicationBootstrap } from '@nestjs/common';
 import { RESOLVED_DELETION_OPTIONS } from '../deletion.constants.js';
 import type { ResolvedDeletionOptions } from '../interfaces/deletion-module-options.interface.js';
@@ -38,7 +38,9 @@ export class DeletionDoctor implements OnApplicationBootstrap {
   /** Each set-based validator's `where`, rendered by MikroORM as the SQL an index predicate takes. */
   private validatorPredicates(meta: EntityMetadata): string[] {
     return (this.registry.forMeta(meta)?.validators.sets ?? []).map((set) => {
-      const sql = (this.orm.em as SqlEntityManager).createQueryBuilder(meta.class as new () => object, 'v').select('*').where(set.where as never).getFormattedQuery();
+      // The query builder types its conditions apart from FilterQuery, yet runs them through the same QueryHelper.processWhere().
+      const where = set.where as QBFilterQuery<object, 'v'>;
+      const sql = (this.orm.em as SqlEntityManager).createQueryBuilder(meta.class as new () => object, 'v').select('*').where(where).getFormattedQuery();
       return sql.replace(/^[\s\S]*? where /i, '').replaceAll('"v".', '');
     });
   }

@@ -16,6 +16,7 @@ const postgres = withBackend(createPostgresBackend);
  */
 export function createDeletionQueue(options: ResolvedDeletionOptions, shared: BullRootModuleOptions | undefined, orm: MikroORM, _registry: PolicyRegistry): Queue {
   if (options.queue.backend === 'postgres') {
+    // Queue is invariant in its backend type and the queue's consumers take the Redis-typed default; they call only backend-neutral methods.
     return new postgres.Queue(DELETION_QUEUE, { connection: postgresConnection(options, orm) }) as unknown as Queue;
   }
   if (!shared?.connection) {
@@ -31,6 +32,7 @@ export function createDeletionQueue(options: ResolvedDeletionOptions, shared: Bu
 
 /** The PostgreSQL backend's worker; `@nestjs/bullmq` only starts Redis workers. */
 export function createPostgresWorker(options: ResolvedDeletionOptions, orm: MikroORM, processor: Processor, settings: Omit<WorkerOptions, 'connection'>): Worker {
+  // Worker is invariant in its backend type and CascadeProcessor holds the Redis-typed default; it calls only backend-neutral methods.
   return new postgres.Worker(DELETION_QUEUE, processor, { ...settings, connection: postgresConnection(options, orm), autorun: false }) as unknown as Worker;
 }
 

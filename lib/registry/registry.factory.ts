@@ -13,7 +13,7 @@ export const TOMBSTONE_FILTER = 'deletion:tombstone';
 /**
  * Builds the registry at bootstrap from the module's options and `@Dependent()` declarations,
  * checks that the module's own entities are registered when the queue is needed, and installs the
- * tombstone filters.
+ * tombstone filter.
  */
 export function createPolicyRegistry(orm: MikroORM, options: ResolvedDeletionOptions): PolicyRegistry {
   const registry = resolvePolicies({
@@ -39,10 +39,34 @@ export function createPolicyRegistry(orm: MikroORM, options: ResolvedDeletionOpt
       'set implicitTransactions: true (the default on PostgreSQL) in your MikroORM configuration.',
     );
   }
-  for (const policy of registry.all()) {
-    if (policy.tombstone !== undefined) {
-      policy.meta.filters[TOMBSTONE_FILTER] = { name: TOMBSTONE_FILTER, cond: { [policy.tombstone]: null }, default: true };
-    }
-  }
+  installTombstoneFilter(orm, registry);
   return registry;
+}
+
+/**
+ * One filter, {@link TOMBSTONE_FILTER}, on every entity in tombstone mode (single-table subclasses
+ * of a tombstoned entity have their own policy, so they are listed too), hiding rows whose
+ * tombstone property is set. Registered on the root entity manager: each fork copies its filters
+ * when it is made, so every fork made after bootstrap (request contexts, the module's own forks)
+ * has it, but one forked before this factory runs does not. An application turns it off by name
+ * (`filters: { 'deletion:tombstone': false }`) or with `filters: false`, as the module's own queries do.
+ */
+function installTombstoneFilter(orm: MikroORM, registry: PolicyRegistry): void {
+  const tombstoned = registry.all().filter((policy) => policy.tombstone !== undefined);
+  if (tombstoned.length === 0) {
+    return;
+  }
+  // MikroORM calls the condition with the class name of the entity queried; `entity` (matched by
+  // class) limits it to these entities, looked up by class name as `PolicyRegistry.forEntityName()` does.
+  const tombstoneOf = new Map(tombstoned.map((policy) => [policy.meta.className, policy.tombstone!]));
+  orm.em.addFilter({
+    name: TOMBSTONE_FILTER,
+    entity: tombstoned.map((policy) => policy.meta.class),
+    cond: (_args, _type, _em, _options, entityName) => {
+      const property = entityName === undefined ? undefined : tombstoneOf.get(entityName);
+      return property === undefined ? {} : { [property]: null };
+    },
+    args: false,
+    default: true,
+  });
 }

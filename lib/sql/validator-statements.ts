@@ -1,5 +1,5 @@
 import { QueryFlag, raw, type EntityManager, type EntityMetadata } from '@mikro-orm/core';
-import type { SqlEntityManager } from '@mikro-orm/postgresql';
+import type { QBFilterQuery, SqlEntityManager } from '@mikro-orm/postgresql';
 import type { SetValidatorOptions } from '../decorators/validate-before-destroy.decorator.js';
 import { EntityTable } from './entity-table.js';
 import { rowsUnder, type Hop, type SqlFragment } from './rows-under.js';
@@ -57,7 +57,8 @@ export class ValidatorStatements {
     const builder = () =>
       (em as SqlEntityManager)
         .createQueryBuilder(meta.class as new () => object, 'v')
-        .where(set.where as never)
+        // The query builder types its conditions apart from FilterQuery, yet runs them through the same QueryHelper.processWhere().
+        .where(set.where as QBFilterQuery<object, 'v'>)
         .setFlag(QueryFlag.DISABLE_PAGINATE);
     const plain = builder().select(raw('1'));
     const sql = plain.getQuery();
