@@ -11,6 +11,8 @@ export interface CascadeScope {
   path: string;
   /** Writes this scope's request row if it was created lazily and is not written yet. */
   ensureWritten(): Promise<void>;
+  /** Whether this scope's request row is written (always, unless it was created lazily). */
+  isWritten?(): boolean;
   /** The synchronous `destroy` relation whose children are being removed, while they are. */
   destroying?: RelationPolicy;
   /**

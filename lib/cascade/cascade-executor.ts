@@ -49,11 +49,25 @@ export class CascadeExecutor {
       parentIds.forEach((id) => keys?.add(underWayKey(policy.meta, id)));
     }
     const outer = CascadeContext.currentRequest();
-    const scope = this.requests.needsRequest(policy)
+    const written = this.requests.needsRequest(policy)
       ? await this.requests.write(em, policy, parentIds, outer, guard)
       : (outer ?? this.requests.lazyRoot(em, policy, parentIds));
+    // A top-level deletion counts the synchronous policies it runs, for its root request's status.
+    const synced = new Map<string, { relation: RelationPolicy; count: number }>();
+    const scope: CascadeScope = outer
+      ? written
+      : {
+          ...written,
+          recordSync: (path, relation, count) => {
+            const key = path.slice(written.path.length + 1);
+            synced.set(key, { relation, count: (synced.get(key)?.count ?? 0) + count });
+          },
+        };
     for (const relation of policy.relations) {
       await this.applyRelation(em, relation, parentIds, scope);
+    }
+    if (synced.size > 0 && (written.isWritten?.() ?? true)) {
+      await this.requests.recordSync(em, written.requestId, synced);
     }
   }
 

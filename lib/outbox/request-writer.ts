@@ -3,7 +3,7 @@ import type { EntityManager, EntityMetadata } from '@mikro-orm/core';
 import { Inject, Injectable } from '@nestjs/common';
 import { CascadeContext, type CascadeScope } from '../cascade/cascade-context.js';
 import { DeletionConfigurationError } from '../errors/deletion-configuration.error.js';
-import { insertRequest } from '../sql/request-statements.js';
+import { addRequestProgress, insertRequest } from '../sql/request-statements.js';
 import { EntityKeys } from '../sql/entity-keys.js';
 import { semanticsOf } from '../policies/policy-semantics.js';
 import type { EntityPolicy, RelationPolicy } from '../registry/policy-registry.js';
@@ -71,6 +71,7 @@ export class RequestWriter {
       requestId: id,
       rootId: id,
       path: policy.meta.className,
+      isWritten: () => written !== undefined,
       ensureWritten: () =>
         (written ??= this.insert(em, {
           id,
@@ -84,6 +85,19 @@ export class RequestWriter {
           tombstone: false,
         })),
     };
+  }
+
+  /**
+   * Adds to a root request the paths its deletion handled synchronously in the request's own
+   * transaction (a `destroy` beside a `destroyAsync`, and everything below it), with their counts,
+   * so `status()` lists every path the deletion walked. `entries`: by path, relative to the root.
+   */
+  async recordSync(em: EntityManager, requestId: string, entries: ReadonlyMap<string, { relation: RelationPolicy; count: number }>): Promise<void> {
+    const progress: Record<string, RelationProgress> = {};
+    for (const [key, { relation, count }] of entries) {
+      progress[key] = { policy: relation.policy, childEntity: relation.childMeta.className, cursor: null, processed: count, done: true };
+    }
+    await addRequestProgress(em, em.getMetadata().get(DeletionRequest), requestId, progress);
   }
 
   /**

@@ -27,6 +27,16 @@ export async function insertRequest(em: EntityManager, requests: EntityMetadata,
 }
 
 /**
+ * Merges `entries` into a request row's progress (`progress || entries`, one statement): the paths
+ * of synchronous policies its deletion ran in the request's own transaction.
+ */
+export async function addRequestProgress(em: EntityManager, requests: EntityMetadata, id: string, entries: Readonly<Record<string, unknown>>): Promise<void> {
+  const table = EntityTable.of(em, requests);
+  const progress = table.column('progress');
+  await run(em, `update ${table.name} set ${progress} = ${progress} || ?::jsonb where ${table.column('id')} = ?`, [JSON.stringify(entries), id]);
+}
+
+/**
  * The sweeper's one statement: distinct foreign-key values of `relation`'s children with no parent
  * row, not listed in an open request that walks the same relation (`walkers`: the entities whose
  * requests walk it, the declaring entity and those inheriting it). Keys are compared as the

@@ -139,6 +139,44 @@ describe('status() of a cascade whose queued children have synchronous policies'
   });
 });
 
+describe('status() of a deletion that runs synchronous policies in the request beside queued ones', () => {
+  let app: DeletionTestApp;
+  beforeAll(async () => {
+    app = await createDeletionTestApp({
+      database: 'deletion_operations_status_sync',
+      entities: ASYNC_ENTITIES,
+      deletion: { batchSize: 4, policies: [definePolicy(Owner, { items: 'destroy', logs: 'deleteAllAsync' }), definePolicy(Item, { parts: 'deleteAll' })] },
+    });
+  });
+  afterAll(() => app?.close());
+
+  it('lists Owner.items and Owner.items.parts, removed in the request, beside the queued Owner.logs, with their counts', async () => {
+    const owner = await seedOwner(app.em(), { items: 5, partsPerItem: 2, logs: 7 });
+    const bystander = await seedOwner(app.em(), { items: 2, partsPerItem: 2, logs: 1 }, 'bystander');
+    const plan = await app.deletions.plan(Owner, owner);
+    expect(plan.paths.map((p) => [p.path, p.rows])).toEqual([
+      ['Owner', 1],
+      ['Owner.items', 5],
+      ['Owner.items.parts', 10],
+      ['Owner.logs', 7],
+    ]);
+    const receipt = await app.deletions.destroy(Owner, owner);
+    expect(receipt.status).toBe('pending');
+    const status = await waitForState(app.deletions, receipt.requestId!);
+    expect(status.state).toBe('completed');
+    expect(status.progress).toEqual([
+      { path: 'Owner.items', entity: 'Item', policy: 'destroy', processed: 5, done: true },
+      { path: 'Owner.items.parts', entity: 'Part', policy: 'deleteAll', processed: 10, done: true },
+      { path: 'Owner.logs', entity: 'Log', policy: 'deleteAllAsync', processed: 7, done: true },
+    ]);
+    const counts = await app.em().getConnection().execute<{ items: number; logs: number }[]>(
+      'select (select count(*)::int from item) as items, (select count(*)::int from log) as logs',
+    );
+    expect(counts).toEqual([{ items: 2, logs: 1 }]);
+    expect(bystander).toBeGreaterThan(owner);
+  });
+});
+
 /** Issue 13, "plan tells the truth": rows the database removes with the deleted row are listed too. */
 describe('plan() of a row with many-to-many links and no policy on them', () => {
   let app: DeletionTestApp;
