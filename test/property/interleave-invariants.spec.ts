@@ -26,6 +26,7 @@ import {
   type MixConfig,
   type MixScenario,
   type QueuedPolicy,
+  type RemoveHow,
   type Resolved,
 } from './interleave-model.js';
 import { BatchGate, type BatchResult } from './support/batch-gate.js';
@@ -97,7 +98,7 @@ interface GenCase {
 const kidRef = fc.oneof({ withCrossShrink: true }, { weight: 3, arbitrary: fc.nat(7) }, { weight: 1, arbitrary: fc.nat(40) });
 const action: fc.Arbitrary<Action> = fc.oneof(
   { weight: 3, arbitrary: fc.record({ kind: fc.constant('move' as const), kid: kidRef, to: fc.constantFrom(Q1, Q2) }) },
-  { weight: 3, arbitrary: fc.record({ kind: fc.constant('remove' as const), kid: kidRef, how: fc.constantFrom('destroy' as const, 'flush' as const) }) },
+  { weight: 3, arbitrary: fc.record({ kind: fc.constant('remove' as const), kid: kidRef, how: fc.constantFrom<RemoveHow>('destroy', 'flush', 'transaction') }) },
   {
     weight: 2,
     arbitrary: fc.record({ kind: fc.constant('insert' as const), slot: fc.oneof(fc.nat(2), fc.nat(8)), under: fc.oneof({ weight: 3, arbitrary: fc.constant(P) }, { weight: 1, arbitrary: fc.constant(Q1) }) }),
@@ -108,7 +109,7 @@ const action: fc.Arbitrary<Action> = fc.oneof(
 /** While a batch holds its rows: mostly a row of its page deleted, moved or flagged; else any action. */
 const onPage = fc.record({ page: fc.nat(2) });
 const duringAction: fc.Arbitrary<Action> = fc.oneof(
-  { weight: 3, arbitrary: fc.record({ kind: fc.constant('remove' as const), kid: onPage, how: fc.constantFrom('destroy' as const, 'flush' as const) }) },
+  { weight: 3, arbitrary: fc.record({ kind: fc.constant('remove' as const), kid: onPage, how: fc.constantFrom<RemoveHow>('destroy', 'flush', 'transaction') }) },
   { weight: 2, arbitrary: fc.record({ kind: fc.constant('move' as const), kid: onPage, to: fc.constantFrom(Q1, Q2) }) },
   { weight: 1, arbitrary: fc.record({ kind: fc.constant('flip' as const), kid: onPage }) },
   { weight: 2, arbitrary: action },
@@ -319,6 +320,17 @@ async function perform(lane: MixLane, action: Resolved): Promise<ActionOutcome |
         try {
           if (action.how === 'destroy') {
             await app.deletions.destroy(lane.Kid, action.id);
+          } else if (action.how === 'transaction') {
+            const found = await app.em().transactional(async (tx) => {
+              const kid = await tx.findOne(lane.Kid, { id: action.id });
+              if (kid) {
+                tx.remove(kid);
+              }
+              return kid !== null;
+            });
+            if (!found) {
+              return { kind: 'missing' };
+            }
           } else {
             const em = app.em();
             const kid = await em.findOne(lane.Kid, { id: action.id });

@@ -26,6 +26,17 @@
  *    keeps its NO ACTION constraint (it detaches before the parent's DELETE), which refuses them.
  */
 
+
+/**
+ * How a kid is deleted directly: `destroy()`, `em.remove` + `flush` (the flush begins its own
+ * transaction), or `em.remove` inside `em.transactional()` (the flush runs in the caller's).
+ */
+export type RemoveHow = 'destroy' | 'flush' | 'transaction';
+
+function describeHow(how: RemoveHow): string {
+  return how === 'destroy' ? 'destroy()' : how === 'flush' ? 'em.remove + flush' : 'em.remove inside em.transactional()';
+}
+
 export const P = 1;
 export const Q1 = 2;
 export const Q2 = 3;
@@ -61,14 +72,14 @@ export type KidRef = number | { readonly page: number };
 /** A concurrent action as generated. */
 export type Action =
   | { readonly kind: 'move'; readonly kid: KidRef; readonly to: number }
-  | { readonly kind: 'remove'; readonly kid: KidRef; readonly how: 'destroy' | 'flush' }
+  | { readonly kind: 'remove'; readonly kid: KidRef; readonly how: RemoveHow }
   | { readonly kind: 'insert'; readonly slot: number; readonly under: number }
   | { readonly kind: 'flip'; readonly kid: KidRef };
 
 /** A resolved action: the kid's id, and for an insert the new key. */
 export type Resolved =
   | { readonly kind: 'move'; readonly id: number; readonly to: number }
-  | { readonly kind: 'remove'; readonly id: number; readonly how: 'destroy' | 'flush' }
+  | { readonly kind: 'remove'; readonly id: number; readonly how: RemoveHow }
   | { readonly kind: 'insert'; readonly id: number; readonly under: number }
   | { readonly kind: 'flip'; readonly id: number }
   | { readonly kind: 'none' };
@@ -76,7 +87,7 @@ export type Resolved =
 /** An action on a row of the batch's page, resolved once the batch's page is known (`MixModel.onPage`). */
 export type PageAction =
   | { readonly kind: 'move'; readonly page: number; readonly to: number }
-  | { readonly kind: 'remove'; readonly page: number; readonly how: 'destroy' | 'flush' }
+  | { readonly kind: 'remove'; readonly page: number; readonly how: RemoveHow }
   | { readonly kind: 'flip'; readonly page: number };
 
 export type Planned = Resolved | PageAction;
@@ -374,7 +385,7 @@ export class MixModel {
 export function describeAction(action: Planned): string {
   if (isPageAction(action)) {
     const which = `the ${ordinal(action.page)} kid of the batch's page (mod its size)`;
-    return action.kind === 'move' ? `move ${which} to Parent#${action.to}` : action.kind === 'remove' ? `delete ${which} directly (${action.how === 'destroy' ? 'destroy()' : 'em.remove + flush'})` : `flip ${which}'s blocked flag`;
+    return action.kind === 'move' ? `move ${which} to Parent#${action.to}` : action.kind === 'remove' ? `delete ${which} directly (${describeHow(action.how)})` : `flip ${which}'s blocked flag`;
   }
   switch (action.kind) {
     case 'none':
@@ -382,7 +393,7 @@ export function describeAction(action: Planned): string {
     case 'move':
       return `move Kid#${action.id} to Parent#${action.to}`;
     case 'remove':
-      return `delete Kid#${action.id} directly (${action.how === 'destroy' ? 'destroy()' : 'em.remove + flush'})`;
+      return `delete Kid#${action.id} directly (${describeHow(action.how)})`;
     case 'insert':
       return `insert Kid#${action.id} under Parent#${action.under}`;
     case 'flip':
