@@ -119,6 +119,12 @@ export class RequestRunner {
         const before = progressNow[key];
         progressNow[key] = { policy: relation.policy, childEntity: relation.childMeta.className, cursor: null, processed: (before?.processed ?? 0) + count, done: batch.done };
       }
+      if (batch.done) {
+        // The paths below this relation are done with it, the last batch found rows for them or not.
+        for (const key of Object.keys(progressNow).filter((k) => k.startsWith(`${next.relation}.`))) {
+          progressNow[key] = { ...progressNow[key]!, done: true };
+        }
+      }
       request.progress = progressNow;
       return { kind: 'continue' };
     }

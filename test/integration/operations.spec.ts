@@ -137,6 +137,17 @@ describe('status() of a cascade whose queued children have synchronous policies'
       { path: 'Owner.items.parts', entity: 'Part', policy: 'deleteAll', processed: 30, done: true },
     ]);
   });
+
+  it('marks Owner.items.parts done when the last batch of Owner.items finds no row (a multiple of the batch size)', async () => {
+    const owner = await seedOwner(app.em(), { items: 8, partsPerItem: 2 });
+    const receipt = await app.deletions.destroy(Owner, owner);
+    const status = await waitForState(app.deletions, receipt.requestId!);
+    expect(status.state).toBe('completed');
+    expect(status.progress).toEqual([
+      { path: 'Owner.items', entity: 'Item', policy: 'destroyAsync', processed: 8, done: true },
+      { path: 'Owner.items.parts', entity: 'Part', policy: 'deleteAll', processed: 16, done: true },
+    ]);
+  });
 });
 
 describe('status() of a deletion that runs synchronous policies in the request beside queued ones', () => {
