@@ -119,9 +119,10 @@ export class DeletionSubscriber implements EventSubscriber, OnModuleInit {
 
   /**
    * Locks the rows of `removals`, one statement per table and class, tables in name order and keys
-   * in key order (so two flushes cannot deadlock on each other); throws if any row is gone.
+   * in key order (so two flushes cannot deadlock on each other); throws if any row is gone. `as`:
+   * the policy whose class and tombstone the rows are checked as; by default, their change sets'.
    */
-  private async lockRemovals(em: EntityManager, removals: ChangeSet<object>[], ctx?: Transaction): Promise<void> {
+  private async lockRemovals(em: EntityManager, removals: ChangeSet<object>[], options: { ctx?: Transaction; as?: EntityPolicy } = {}): Promise<void> {
     const groups = new Map<string, { order: string; changeSets: ChangeSet<object>[] }>();
     for (const cs of removals) {
       // Per class too: single-table subclasses share a table, each with its own discriminator.
@@ -131,10 +132,12 @@ export class DeletionSubscriber implements EventSubscriber, OnModuleInit {
       groups.set(order, group);
     }
     for (const { changeSets } of [...groups.values()].sort((a, b) => (a.order < b.order ? -1 : a.order > b.order ? 1 : 0))) {
-      const { meta, schema } = changeSets[0]!;
+      const { schema } = changeSets[0]!;
+      const meta = options.as?.meta ?? changeSets[0]!.meta;
       const codec = EntityKeys.of(meta);
       const keys = changeSets.map((cs) => codec.ofEntity(cs.entity));
-      const found = await lockRows(em, meta, keys, this.registry.forMeta(meta)?.tombstone, { schema, ctx });
+      const tombstone = options.as ? options.as.tombstone : this.registry.forMeta(meta)?.tombstone;
+      const found = await lockRows(em, meta, keys, tombstone, { schema, ctx: options.ctx });
       // Compared by count: the database decides which rows a key names (a case-insensitive key, say).
       const wanted = new Set(keys.map((key) => keyToken(meta, key, em)));
       if (found.size < wanted.size) {
@@ -237,7 +240,7 @@ export class DeletionSubscriber implements EventSubscriber, OnModuleInit {
       // Only this flush's own removals (a failed flush leaves none behind for a later transaction).
       const current = new Set(args.uow?.getChangeSets());
       try {
-        await this.lockRemovals(args.em, removals.filter((cs) => current.has(cs)), args.transaction);
+        await this.lockRemovals(args.em, removals.filter((cs) => current.has(cs)), { ctx: args.transaction });
       } catch (error) {
         // MikroORM rolls back what fails inside the transaction, not a failure of this event, which
         // comes first: roll it back here, as it would (with its events), or its connection is lost.
@@ -336,18 +339,7 @@ export class DeletionSubscriber implements EventSubscriber, OnModuleInit {
    */
   private async lockParents(em: EntityManager, policy: EntityPolicy, group: ChangeSet<object>[]): Promise<void> {
     const lockedByDestroy = CascadeContext.currentDestroy()?.locked;
-    const targets = group.filter((cs) => !this.locked.has(cs)).map((cs) => cs.entity).filter((entity) => entity !== lockedByDestroy);
-    if (targets.length === 0) {
-      return;
-    }
-    const { meta, tombstone } = policy;
-    const codec = EntityKeys.of(meta);
-    const keys = targets.map((entity) => codec.ofEntity(entity));
-    const found = await lockRows(em, meta, keys, tombstone);
-    if (found.size === keys.length) {
-      return;
-    }
-    const missing = keys.filter((key) => !found.has(keyToken(meta, key, em)));
-    throw DeletionTargetNotFoundError.create(meta.className, missing.length === 1 ? missing[0] : missing);
+    // As rows of the policy's class: a base-class reference may name a subclass's (tombstoned) row.
+    await this.lockRemovals(em, group.filter((cs) => !this.locked.has(cs) && cs.entity !== lockedByDestroy), { as: policy });
   }
 }
