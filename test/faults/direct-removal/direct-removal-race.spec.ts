@@ -1,9 +1,10 @@
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from '@jest/globals';
-import { EntitySchema, type EntityClass, type EntityManager, type EventArgs } from '@mikro-orm/core';
-import { DeletionTargetNotFoundError, definePolicy } from '../../lib/index.js';
-import { createDeletionTestApp, type DeletionTestApp } from '../support/deletion-test-app.js';
-import { PgAdmin } from '../support/pg-admin.js';
-import { waitForState, waitUntil } from '../support/wait.js';
+import { EntitySchema, type EntityClass, type EntityManager } from '@mikro-orm/core';
+import { DeletionTargetNotFoundError, definePolicy } from '../../../lib/index.js';
+import { createDeletionTestApp, type DeletionTestApp } from '../../support/deletion-test-app.js';
+import { PgAdmin } from '../../support/pg-admin.js';
+import { waitForState } from '../../support/wait.js';
+import { HookCalls, fk, idleInTransaction, intId, named, type Row } from './direct-removal-support.js';
 
 /**
  * Issue 12, "one delete, one set of hooks" (DESIGN 7): a child with no policy and no validator of
@@ -14,58 +15,18 @@ import { waitForState, waitUntil } from '../support/wait.js';
  */
 const DATABASE = 'deletion_fault_double_delete';
 
-interface Kid {
-  id: number;
-  parent?: unknown;
-}
-
-const named = (name: string) => ({ [name]: class {} })[name] as EntityClass<object>;
 const QueuedParent = named('DQueuedParent');
 const SyncParent = named('DSyncParent');
-const QueuedKid = named('DQueuedKid') as EntityClass<Kid>;
-const SyncKid = named('DSyncKid') as EntityClass<Kid>;
+const QueuedKid = named('DQueuedKid');
+const SyncKid = named('DSyncKid');
 
-/** Hook calls per `Class#id:hook`. */
-const calls = new Map<string, number>();
-const count = (kid: EntityClass<Kid>, id: number, hook: string) => calls.get(`${kid.name}#${id}:${hook}`) ?? 0;
+const hooks = new HookCalls();
 
-/**
- * The cascade stops in the `beforeDelete` hook of row `trigger.id` (its page is locked by then)
- * until the test releases it. The test acts from its own async context, not from the hook's: a
- * removal started inside the hook would run as part of the cascade.
- */
-let trigger: { id: number; reached: () => void; release: Promise<void> } | undefined;
+const kidSchema = (kid: EntityClass<Row>, parent: EntityClass<Row>, table: string, name: string) =>
+  hooks.record(new EntitySchema<Row>({ class: kid as never, tableName: table, properties: { id: intId, parent: fk(() => parent) } as never }), name);
 
-function kidSchema(kid: EntityClass<Kid>, parent: EntityClass<object>, table: string): EntitySchema<Kid> {
-  const schema = new EntitySchema<Kid>({
-    class: kid as never,
-    tableName: table,
-    properties: {
-      id: { type: 'integer', primary: true, autoincrement: false },
-      parent: { kind: 'm:1', entity: () => parent, nullable: true, createForeignKeyConstraint: false, index: true },
-    } as never,
-  });
-  const record = (hook: string) => async (args: EventArgs<Kid>) => {
-    const key = `${kid.name}#${args.entity.id}:${hook}`;
-    calls.set(key, (calls.get(key) ?? 0) + 1);
-    if (hook === 'beforeDelete' && trigger?.id === args.entity.id) {
-      const { reached, release } = trigger;
-      trigger = undefined;
-      reached();
-      await release;
-    }
-  };
-  schema.addHook('beforeDelete', record('beforeDelete'));
-  schema.addHook('afterDelete', record('afterDelete'));
-  return schema;
-}
-
-const parentSchema = (parent: EntityClass<object>, kid: EntityClass<Kid>, table: string) =>
-  new EntitySchema<object>({
-    class: parent as never,
-    tableName: table,
-    properties: { id: { type: 'integer', primary: true, autoincrement: false }, kids: { kind: '1:m', entity: () => kid, mappedBy: 'parent' } } as never,
-  });
+const parentSchema = (parent: EntityClass<Row>, kid: EntityClass<Row>, table: string) =>
+  new EntitySchema<Row>({ class: parent as never, tableName: table, properties: { id: intId, kids: { kind: '1:m', entity: () => kid, mappedBy: 'parent' } } as never });
 
 let app: DeletionTestApp;
 let admin: PgAdmin;
@@ -76,9 +37,9 @@ beforeAll(async () => {
     database: DATABASE,
     entities: [
       parentSchema(QueuedParent, QueuedKid, 'dq_parent'),
-      kidSchema(QueuedKid, QueuedParent, 'dq_kid'),
+      kidSchema(QueuedKid, QueuedParent, 'dq_kid', 'QueuedKid'),
       parentSchema(SyncParent, SyncKid, 'ds_parent'),
-      kidSchema(SyncKid, SyncParent, 'ds_kid'),
+      kidSchema(SyncKid, SyncParent, 'ds_kid', 'SyncKid'),
     ],
     deletion: {
       doctor: 'warn',
@@ -94,8 +55,7 @@ afterAll(async () => {
 });
 
 beforeEach(async () => {
-  calls.clear();
-  trigger = undefined;
+  hooks.reset();
   for (const table of ['dq_kid', 'dq_parent', 'ds_kid', 'ds_parent']) {
     await sql(`delete from ${table}`);
   }
@@ -106,7 +66,7 @@ beforeEach(async () => {
 });
 
 /** The three ways an application removes one row through the ORM. */
-const DIRECT: [string, (em: EntityManager, kid: EntityClass<Kid>, id: number) => Promise<void>][] = [
+const DIRECT: [string, (em: EntityManager, kid: EntityClass<Row>, id: number) => Promise<void>][] = [
   [
     'em.remove + flush (the flush begins its own transaction)',
     async (em, kid, id) => {
@@ -124,51 +84,30 @@ const DIRECT: [string, (em: EntityManager, kid: EntityClass<Kid>, id: number) =>
   ['DeletionService.destroy()', (_em, kid, id) => app.deletions.destroy(kid, id).then(() => undefined)],
 ];
 
-/**
- * Runs `cascade` and, once it holds kid #1's page (kid #2 with it), removes kid #2 directly and
- * lets the cascade go on when that removal waits on its lock. Returns the removal's outcome.
- */
-async function removeWhileHeld(kid: EntityClass<Kid>, remove: (typeof DIRECT)[number][1], cascade: () => Promise<unknown>): Promise<unknown> {
-  let reached!: () => void;
-  let release!: () => void;
-  const held = new Promise<void>((resolve) => (reached = resolve));
-  trigger = { id: 1, reached, release: new Promise<void>((resolve) => (release = resolve)) };
-  const running = cascade();
-  await held;
-  const waitersBefore = (await admin.lockWaiters()).length;
-  const outcome = remove(app.em(), kid, 2).then(
-    () => 'deleted',
-    (error: unknown) => error,
-  );
-  try {
-    await waitUntil(async () => (await admin.lockWaiters()).length > waitersBefore, 10_000, 'the direct removal to wait on the cascade');
-  } finally {
-    release();
-  }
-  await running;
-  return outcome;
-}
+/** Removes kid #2 directly once `cascade` holds kid #1's page (kid #2 with it); the removal's outcome. */
+const removeWhileHeld = (name: string, kid: EntityClass<Row>, remove: (typeof DIRECT)[number][1], cascade: () => Promise<unknown>) =>
+  hooks.removeWhileHeld(admin, `${name}#1`, () => remove(app.em(), kid, 2), cascade);
 
 describe.each(DIRECT)('a child removed directly through %s while a cascade holds it', (_how, remove) => {
   it('under a queued destroyAsync: deleted once by the batch, one set of hooks, the direct removal is "not found"', async () => {
     const receipt = await app.deletions.destroy(QueuedParent, 1 as never);
-    const outcome = await removeWhileHeld(QueuedKid, remove, () => waitForState(app.deletions, receipt.requestId!));
+    const outcome = await removeWhileHeld('QueuedKid', QueuedKid, remove, () => waitForState(app.deletions, receipt.requestId!));
     expect((await app.deletions.status(receipt.requestId!)).state).toBe('completed');
 
     expect(outcome).toBeInstanceOf(DeletionTargetNotFoundError);
     for (const id of [1, 2, 3]) {
-      expect([count(QueuedKid, id, 'beforeDelete'), count(QueuedKid, id, 'afterDelete')]).toEqual([1, 1]);
+      expect(hooks.both('QueuedKid', id)).toEqual([1, 1]);
     }
     expect(await sql('select id from dq_kid order by id')).toEqual([{ id: 4 }]);
     expect(await sql('select id from dq_parent order by id')).toEqual([{ id: 2 }]);
   });
 
   it('under a synchronous destroy: deleted once by the request, one set of hooks, the direct removal is "not found"', async () => {
-    const outcome = await removeWhileHeld(SyncKid, remove, () => app.deletions.destroy(SyncParent, 1 as never));
+    const outcome = await removeWhileHeld('SyncKid', SyncKid, remove, () => app.deletions.destroy(SyncParent, 1 as never));
 
     expect(outcome).toBeInstanceOf(DeletionTargetNotFoundError);
     for (const id of [1, 2, 3]) {
-      expect([count(SyncKid, id, 'beforeDelete'), count(SyncKid, id, 'afterDelete')]).toEqual([1, 1]);
+      expect(hooks.both('SyncKid', id)).toEqual([1, 1]);
     }
     expect(await sql('select id from ds_kid order by id')).toEqual([{ id: 4 }]);
     expect(await sql('select id from ds_parent order by id')).toEqual([{ id: 2 }]);
@@ -182,14 +121,14 @@ describe('a direct removal that meets no cascade', () => {
     await sql('delete from dq_kid where id = 4');
     em.remove(kid);
     await expect(em.flush()).rejects.toBeInstanceOf(DeletionTargetNotFoundError);
-    expect([count(QueuedKid, 4, 'beforeDelete'), count(QueuedKid, 4, 'afterDelete')]).toEqual([0, 0]);
+    expect(hooks.both('QueuedKid', 4)).toEqual([0, 0]);
 
     const other = app.em();
     other.remove(await other.findOneOrFail(QueuedKid, { id: 3 }));
     await other.flush();
-    expect([count(QueuedKid, 3, 'beforeDelete'), count(QueuedKid, 3, 'afterDelete')]).toEqual([1, 1]);
+    expect(hooks.both('QueuedKid', 3)).toEqual([1, 1]);
     expect(await sql('select id from dq_kid order by id')).toEqual([{ id: 1 }, { id: 2 }]);
     // The failed flush left no transaction open behind it.
-    expect(await admin.query(`select count(*)::int as n from pg_stat_activity where datname = $1 and state = 'idle in transaction'`, [DATABASE])).toEqual([{ n: 0 }]);
+    expect(await idleInTransaction(admin, DATABASE)).toBe(0);
   });
 });
