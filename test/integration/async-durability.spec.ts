@@ -2,12 +2,15 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { afterAll, afterEach, describe, expect, it } from '@jest/globals';
 import { MikroORM } from '@mikro-orm/core';
-import { definePolicy } from '../../lib/index.js';
+import { Queue } from 'bullmq';
+import { Redis } from 'ioredis';
+import { DELETION_QUEUE, definePolicy } from '../../lib/index.js';
 import { ASYNC_ENTITIES, Owner } from '../fixtures/async.entities.js';
 import { seedOwner } from '../fixtures/async.seed.js';
 import { CREATE_ITEM_AUDIT, ItemAuditSubscriber } from '../fixtures/audit.subscriber.js';
 import { createDeletionTestApp, type DeletionTestApp } from '../support/deletion-test-app.js';
 import { unusedPort } from '../support/ports.js';
+import { REDIS_URL } from '../support/services.js';
 import { waitForState, waitUntil } from '../support/wait.js';
 import { CRASH_BATCH_SIZE, CRASH_POLICIES, CRASH_WORKER } from '../fixtures/crash.config.js';
 
@@ -48,6 +51,16 @@ describe('the outbox', () => {
     expect(await scalar(web, 'select count(*) from owner where id = ?', [id])).toBe(0);
     expect((await web.deletions.status(receipt.requestId!)).state).toBe('pending');
 
+    // Nothing reached the real Redis: the request has no job there until a relay enqueues it.
+    const redis = new Redis(REDIS_URL, { maxRetriesPerRequest: null });
+    const realQueue = new Queue(DELETION_QUEUE, { connection: redis, prefix: database });
+    try {
+      expect(await realQueue.getJob(receipt.requestId!)).toBeUndefined();
+    } finally {
+      await realQueue.close();
+      redis.disconnect();
+    }
+
     // The queue comes back: a worker on the real Redis, whose relay finds the request without a job.
     const worker = await createDeletionTestApp({
       database,
@@ -56,7 +69,6 @@ describe('the outbox', () => {
       deletion: { policies, relay: { intervalMs: 200, graceMs: 0 } },
     });
     apps.push(worker);
-    expect(await worker.queue.getJob(receipt.requestId!)).toBeUndefined();
     const status = await waitForState(worker.deletions, receipt.requestId!, ['completed', 'failed'], 20_000);
     expect(status.state).toBe('completed');
     expect(await scalar(worker, 'select count(*) from item where owner_id = ?', [id])).toBe(0);
