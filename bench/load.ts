@@ -17,11 +17,14 @@
  *
  * Also: LOAD_ARTICLES (1), LOAD_BLOCKED_SHARE (0.05), LOAD_DUPLICATE_SHARE (0.02),
  * LOAD_UNKNOWN_SHARE (0.01), LOAD_WORKERS (0), LOAD_CONNECTIONS (one per request),
- * LOAD_REQUEST_TIMEOUT_MS (60000), LOAD_DRAIN_TIMEOUT_MS (600000), and LOAD_BASELINE (20): that
- * many more authors are deleted one at a time before the burst, for the latency of a lone DELETE.
+ * LOAD_REQUEST_TIMEOUT_MS (60000), LOAD_DRAIN_TIMEOUT_MS (600000), LOAD_BASELINE (20): that
+ * many more authors are deleted one at a time before the burst, for the latency of a lone DELETE,
+ * and LOAD_PROFILE (a directory): the HTTP app runs with `--cpu-prof` into it, and where its CPU
+ * time went during the burst and during the drain is printed and kept in `load.json`'s `profile`.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import http from 'node:http';
+import { join, resolve as resolvePath } from 'node:path';
 import { createInterface } from 'node:readline';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
@@ -31,6 +34,7 @@ import { DELETION_QUEUE } from '../lib/queue/deletion-queue.constants.js';
 import { redisConnection } from '../sample-app/src/app.config.js';
 import { unusedPort } from '../test/support/ports.js';
 import { REDIS_URL, createTestDatabase, databaseUrl } from '../test/support/services.js';
+import { profileLengthMs, summarizeProfile, type ProfileSummary } from './cpu-profile.js';
 import { percentile, printTable, writeResult } from './support.js';
 
 const DATABASE = 'deletion_load';
@@ -51,6 +55,7 @@ const baseline = whole('LOAD_BASELINE', 20);
 const extraWorkers = whole('LOAD_WORKERS', 0);
 const requestTimeoutMs = whole('LOAD_REQUEST_TIMEOUT_MS', 60_000, 1);
 const drainTimeoutMs = whole('LOAD_DRAIN_TIMEOUT_MS', 600_000, 1);
+const profileDir = process.env.LOAD_PROFILE || undefined;
 
 /** What an author was seeded to answer to its DELETE. */
 type Target = { id: number; kind: 'deletable' | 'legalHold' | 'contract' | 'unknown' };
@@ -90,7 +95,7 @@ async function main(): Promise<void> {
   const agent = new http.Agent({ keepAlive: true, maxSockets: 32 });
   try {
     // One at a time: each instance brings the schema up to date at boot.
-    apps.push(await SampleAppProcess.start('app', port, url));
+    apps.push(await SampleAppProcess.start('app', port, url, profileDir));
     for (let w = 1; w <= extraWorkers; w++) {
       apps.push(await SampleAppProcess.start(`worker${w}`, await unusedPort(), url));
     }
@@ -109,7 +114,8 @@ async function main(): Promise<void> {
 
     const firstSent = Date.now();
     await fireAtOnce(port, shots);
-    const burstSeconds = (Date.now() - firstSent) / 1000;
+    const lastAnswered = Date.now();
+    const burstSeconds = (lastAnswered - firstSent) / 1000;
     checkReplies([...sequential, ...shots], failures);
 
     const lastCompleted = await drain(db, receipts(shots).map((r) => r.requestId), failures);
@@ -130,6 +136,7 @@ async function main(): Promise<void> {
 
     // Stopped before the verdict: an error logged while shutting down, or no exit, fails the run.
     await Promise.all(apps.map((app) => app.stop()));
+    const profile = profileDir ? await profileOf(apps[0]!, { burst: [firstSent, lastAnswered], drain: [lastAnswered, lastCompleted ?? Date.now()] }) : undefined;
     const latencies = shots.filter((s) => s.reply).map((s) => s.reply!.ms);
     const lone = sequential.filter((s) => s.reply).map((s) => s.reply!.ms);
     const statuses = (code: number) => shots.filter((s) => s.reply?.status === code).length;
@@ -164,6 +171,7 @@ async function main(): Promise<void> {
       shape: { authors, baseline, ...shape, blockedShare, duplicateShare, unknownShare },
       processes: { http: 1, extraWorkers },
       appWarnings: appWarnings.length,
+      ...(profile ? { profile } : {}),
       failures,
     };
     printTable([
@@ -177,6 +185,9 @@ async function main(): Promise<void> {
     for (const line of appWarnings.slice(0, 5)) {
       process.stdout.write(`  ${line}\n`);
     }
+    for (const [phase, summary] of Object.entries(profile ?? {})) {
+      printProfile(phase, summary);
+    }
     await writeResult('load', result);
   } finally {
     agent.destroy();
@@ -188,6 +199,29 @@ async function main(): Promise<void> {
     process.exitCode = 1;
   } else {
     process.stdout.write('All invariants hold.\n');
+  }
+}
+
+/**
+ * The app's CPU profile over each phase, given as wall-clock times. `--cpu-prof` ends the profile
+ * when the process exits: a phase's offset in the profile is counted back from the exit.
+ */
+async function profileOf(app: SampleAppProcess, phases: Record<string, [number, number]>): Promise<Record<string, ProfileSummary>> {
+  const file = app.profileFile!;
+  const length = await profileLengthMs(file);
+  const offset = (wall: number) => length - (app.exitedAt! - wall);
+  const out: Record<string, ProfileSummary> = {};
+  for (const [phase, [from, to]] of Object.entries(phases)) {
+    out[phase] = await summarizeProfile(file, offset(from), offset(to));
+  }
+  return out;
+}
+
+function printProfile(phase: string, summary: ProfileSummary): void {
+  const areas = Object.entries(summary.areas).map(([area, ms]) => `${area} ${((ms / summary.windowMs) * 100).toFixed(1)}%`);
+  process.stdout.write(`\nCPU of the app during the ${phase} (${summary.windowMs} ms, busy ${(summary.busy * 100).toFixed(0)}%): ${areas.join(', ')}\n`);
+  for (const { frame, ms } of summary.top) {
+    process.stdout.write(`  ${String(ms).padStart(6)} ms  ${frame}\n`);
   }
 }
 
@@ -410,20 +444,32 @@ class SampleAppProcess {
   readonly errors: string[] = [];
   private readonly tail: string[] = [];
   private readonly exited: Promise<number | null>;
+  /** When the process exited (wall clock). */
+  exitedAt?: number;
 
   private constructor(
     private readonly name: string,
     private readonly child: ChildProcess,
+    /** The `.cpuprofile` it writes when it exits, if profiled. */
+    readonly profileFile?: string,
   ) {
-    this.exited = new Promise((resolve) => child.once('exit', (code) => resolve(code)));
+    this.exited = new Promise((resolve) =>
+      child.once('exit', (code) => {
+        this.exitedAt = Date.now();
+        resolve(code);
+      }),
+    );
     createInterface({ input: child.stdout! }).on('line', (line) => this.collect(line, /^\[Nest\] \d+ .*?\s(ERROR|FATAL)\s/.test(line) ? 'error' : / WARN /.test(line) ? 'warn' : 'log'));
     createInterface({ input: child.stderr! }).on('line', (line) => this.collect(line, 'error'));
   }
 
-  static async start(name: string, port: number, url: string): Promise<SampleAppProcess> {
+  static async start(name: string, port: number, url: string, profileDir?: string): Promise<SampleAppProcess> {
     const env = { ...process.env, NODE_OPTIONS: '', NO_COLOR: '1', DATABASE_URL: url, REDIS_URL, QUEUE_PREFIX: DATABASE, PORT: String(port) };
-    const child = spawn(process.execPath, ['--import', '@swc-node/register/esm-register', 'sample-app/src/main.ts'], { cwd: ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] });
-    const app = new SampleAppProcess(name, child);
+    const profileName = `${name}-${process.pid}.cpuprofile`;
+    const profiling = profileDir ? ['--cpu-prof', `--cpu-prof-dir=${profileDir}`, `--cpu-prof-name=${profileName}`] : [];
+    const args = [...profiling, '--import', '@swc-node/register/esm-register', 'sample-app/src/main.ts'];
+    const child = spawn(process.execPath, args, { cwd: ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] });
+    const app = new SampleAppProcess(name, child, profileDir ? join(resolvePath(profileDir), profileName) : undefined);
     const probe = new http.Agent({ keepAlive: false });
     const deadline = Date.now() + 120_000;
     try {
