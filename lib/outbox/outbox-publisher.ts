@@ -21,6 +21,8 @@ export class OutboxPublisher implements BeforeApplicationShutdown {
   private readonly outer = new WeakMap<object, object>();
 
   private lastConnectionWarning = 0;
+  /** Request ids committed since the last enqueue was scheduled, sent together (see `enqueueSoon`). */
+  private next?: string[];
   private readonly inFlight = new Set<Promise<boolean>>();
 
   constructor(
@@ -73,14 +75,31 @@ export class OutboxPublisher implements BeforeApplicationShutdown {
       return;
     }
     if (ids?.length) {
-      // Off the request's path: the rows are committed, so a slow or absent queue delays the
-      // cascade, never the response. Shutdown waits for these (see beforeApplicationShutdown).
-      // setImmediate: the caller's response goes first; building the jobs is CPU work too.
-      const sending = new Promise<void>((resolve) => setImmediate(resolve))
-        .then(() => this.enqueue(ids))
-        .finally(() => this.inFlight.delete(sending));
-      this.inFlight.add(sending);
+      this.enqueueSoon(ids);
     }
+  }
+
+  /**
+   * Off the request's path: the rows are committed, so a slow or absent queue delays the cascade,
+   * never the response. The ids of every transaction that commits before the next turn of the
+   * event loop go in one `addBulk` (under a burst of deletions, one round trip to the queue for
+   * many of them). setImmediate: the callers' responses go first; building the jobs is CPU work
+   * too. Shutdown waits for these (see beforeApplicationShutdown).
+   */
+  private enqueueSoon(ids: readonly string[]): void {
+    if (this.next) {
+      this.next.push(...ids);
+      return;
+    }
+    const batch = [...ids];
+    this.next = batch;
+    const sending = new Promise<void>((resolve) => setImmediate(resolve))
+      .then(() => {
+        this.next = undefined;
+        return this.enqueue(batch);
+      })
+      .finally(() => this.inFlight.delete(sending));
+    this.inFlight.add(sending);
   }
 
   /** Lets enqueues started after a commit finish before the queue connection closes. */
