@@ -5,6 +5,8 @@ import { CascadeExecutor } from './cascade/cascade-executor.js';
 import { DeletionSubscriber } from './cascade/deletion.subscriber.js';
 import { DELETION_SUBSCRIBER, RESOLVED_DELETION_OPTIONS } from './deletion.constants.js';
 import { EntityRemover } from './cascade/entity-remover.js';
+import { LeanRemoval } from './cascade/lean-removal.js';
+import { OrmObservers } from './cascade/orm-observers.js';
 import { ConfigurableDeletionModule, DELETION_MODULE_OPTIONS } from './deletion.module-definition.js';
 import { resolveOptions } from './deletion.options.js';
 import { DeletionService } from './deletion.service.js';
@@ -63,6 +65,8 @@ import { ValidationHoister } from './validation/validation-hoister.js';
     DeletionSubscriber,
     { provide: DELETION_SUBSCRIBER, useExisting: DeletionSubscriber },
     EntityRemover,
+    LeanRemoval,
+    OrmObservers,
     OutboxPublisher,
     OutboxRelay,
     OrphanSweeper,

@@ -2,6 +2,7 @@ import { LockMode, MikroORM, type EntityClass, type EntityManager, type EntityMe
 import { callerKey } from './sql/entity-keys.js';
 import { Inject, Injectable } from '@nestjs/common';
 import { CascadeContext, type DestroyScope } from './cascade/cascade-context.js';
+import { LeanRemoval } from './cascade/lean-removal.js';
 import { DeletionConfigurationError } from './errors/deletion-configuration.error.js';
 import { DeletionRequestNotFoundError } from './errors/deletion-request-not-found.error.js';
 import { DeletionTargetNotFoundError } from './errors/deletion-target-not-found.error.js';
@@ -38,12 +39,15 @@ export class DeletionService {
     @Inject(OutboxPublisher) private readonly publisher: OutboxPublisher,
     @Inject(DeletionPlanner) private readonly planner: DeletionPlanner,
     @Inject(DeletionDoctor) private readonly schemaDoctor: DeletionDoctor,
+    @Inject(LeanRemoval) private readonly lean: LeanRemoval,
   ) {}
 
   /**
    * Loads the row (honouring the application's filters, so a hidden row is "not found"), removes it
    * and flushes in a new transaction; the module's subscriber applies the policies in that flush.
-   * Queued work is enqueued once the transaction has committed.
+   * Queued work is enqueued once the transaction has committed. When nothing in the application
+   * would observe that flush (see `LeanRemoval`), the same checks, policies and statement run
+   * without it.
    *
    * `id` is the primary key's value (an array of the components for a composite key), never a
    * filter; a string of digits is accepted for an integer key. With `{ em }`, the deletion joins
@@ -67,6 +71,8 @@ export class DeletionService {
     // With the caller's entity manager, a nested transaction of its own (a savepoint when the caller
     // is in one): the rows go, and the job is enqueued, only when the caller's transaction commits.
     const base = options.em ?? this.orm.em.fork();
+    // The caller's entity manager may hold the row, changed, for its own flush: that one applies.
+    const lean = options.em ? undefined : this.lean.policyFor(meta);
     await CascadeContext.runInDestroy(scope, () =>
       base.transactional(async (em) => {
         // Locked, so two deletions of the same row serialize: the second finds it gone (404).
@@ -75,7 +81,13 @@ export class DeletionService {
           throw DeletionTargetNotFoundError.create(meta.className, id);
         }
         scope.locked = target;
-        em.remove(target);
+        if (lean) {
+          await this.lean.remove(em, lean, target);
+          // Nothing left for the flush that ends the transaction.
+          em.clear();
+        } else {
+          em.remove(target);
+        }
       }),
     );
     const requestId = scope.rootRequestIds[0];

@@ -9,7 +9,8 @@ import { RelationStatements } from '../sql/relation-statements.js';
 import { DeletionOrphan } from '../outbox/deletion-orphan.entity.js';
 import { semanticsOf } from '../policies/policy-semantics.js';
 import { EntityKeys } from '../sql/entity-keys.js';
-import type { DeletionGuard } from '../validation/validation-hoister.js';
+import type { SqlFragment } from '../sql/rows-under.js';
+import { ValidationHoister, type DeletionGuard, type DeletionRoots } from '../validation/validation-hoister.js';
 
 /**
  * Applies an entity's declared policies to a set of its rows that are about to be deleted, inside
@@ -30,16 +31,31 @@ export class CascadeExecutor {
     @Inject(RequestWriter) private readonly requests: RequestWriter,
     @Inject(PolicyRegistry) private readonly registry: PolicyRegistry,
     @Inject(EntityRemover) private readonly remover: EntityRemover,
+    @Inject(ValidationHoister) private readonly hoister: ValidationHoister,
   ) {}
+
+  /**
+   * A deletion's entry point (rows not reached through another cascade, already locked): runs every
+   * validator of the rows it would delete, at any depth, before anything is written (up front, or
+   * as the condition of the request row's insert, the deletion's first write), then the policies.
+   */
+  async applyChecked(em: EntityManager, policy: EntityPolicy, roots: DeletionRoots & { entities: readonly object[] }, options: ApplyOptions = {}): Promise<SqlFragment | undefined> {
+    // A deletion that writes a request row checks as part of that insert (one round trip fewer).
+    const guard = this.startsWithRequest(policy) ? await this.hoister.guard(em, roots) : undefined;
+    if (!guard) {
+      await this.hoister.assertDeletable(em, roots);
+    }
+    return this.applyPolicies(em, policy, roots.ids, guard, options);
+  }
 
   /**
    * Runs before the parents' own DELETE: `restrict` checks first (nothing is written if one
    * refuses), then each relation's policy in declaration order. Any error propagates and rolls the
    * caller's transaction back. `guard`: the deletion's validators, checked by the request's insert.
    */
-  async applyPolicies(em: EntityManager, policy: EntityPolicy, parentIds: readonly unknown[], guard?: DeletionGuard): Promise<void> {
+  async applyPolicies(em: EntityManager, policy: EntityPolicy, parentIds: readonly unknown[], guard?: DeletionGuard, options: ApplyOptions = {}): Promise<SqlFragment | undefined> {
     if (parentIds.length === 0) {
-      return;
+      return undefined;
     }
     for (const relation of policy.relations.filter((r) => semanticsOf(r.policy).refuses)) {
       await this.restrict(em, relation, parentIds);
@@ -66,9 +82,14 @@ export class CascadeExecutor {
     for (const relation of policy.relations) {
       await this.applyRelation(em, relation, parentIds, scope);
     }
-    if (synced.size > 0 && (written.isWritten?.() ?? true)) {
-      await this.requests.recordSync(em, written.requestId, synced);
+    if (synced.size === 0 || !(written.isWritten?.() ?? true)) {
+      return undefined;
     }
+    if (options.deferSyncProgress) {
+      return this.requests.recordSyncStatement(em, written.requestId, synced);
+    }
+    await this.requests.recordSync(em, written.requestId, synced);
+    return undefined;
   }
 
   /**
@@ -92,7 +113,7 @@ export class CascadeExecutor {
    * which can then carry the validators as its guard (no `restrict` count comes before it, so the
    * validators still answer first).
    */
-  startsWithRequest(policy: EntityPolicy): boolean {
+  private startsWithRequest(policy: EntityPolicy): boolean {
     return this.requests.needsRequest(policy) && !policy.relations.some((r) => semanticsOf(r.policy).refuses);
   }
 
@@ -110,6 +131,12 @@ export class CascadeExecutor {
         return;
       }
       case 'destroy': {
+        if (this.remover.unobserved(em, relation.childMeta)) {
+          // Nothing would see the children go one by one: one statement, as for `deleteAll`.
+          const deleted = await queries.deleteAll(em, parentIds);
+          scope.recordSync?.(`${scope.path}.${relation.relation}`, relation, deleted);
+          return;
+        }
         const keys = this.registry.isRecursive(relation.childMeta) ? this.underWayIn(em) : undefined;
         const skip = keys && ((key: unknown) => keys.has(underWayKey(relation.childMeta, key)));
         const path = `${scope.path}.${relation.relation}`;
@@ -154,6 +181,15 @@ export class CascadeExecutor {
       });
     }
   }
+}
+
+/** Options of `applyPolicies`. */
+export interface ApplyOptions {
+  /**
+   * Return the statement that records the synchronous paths on the root request (see
+   * `RequestWriter.recordSync`) instead of running it: the caller runs it with its own next one.
+   */
+  deferSyncProgress?: boolean;
 }
 
 /** A row of a recursive entity, by its inheritance root (a cycle may come back as another subclass). */

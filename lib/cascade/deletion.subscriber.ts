@@ -17,7 +17,6 @@ import { DeletionConfigurationError } from '../errors/deletion-configuration.err
 import { DeletionTargetNotFoundError } from '../errors/deletion-target-not-found.error.js';
 import { OutboxPublisher } from '../outbox/outbox-publisher.js';
 import { PolicyRegistry, type EntityPolicy } from '../registry/policy-registry.js';
-import { ValidationHoister, type DeletionGuard } from '../validation/validation-hoister.js';
 import { CascadeContext } from './cascade-context.js';
 import { CascadeExecutor } from './cascade-executor.js';
 import { EntityKeys } from '../sql/entity-keys.js';
@@ -54,7 +53,6 @@ export class DeletionSubscriber implements EventSubscriber, OnModuleInit {
     @Inject(PolicyRegistry) private readonly registry: PolicyRegistry,
     @Inject(CascadeExecutor) private readonly executor: CascadeExecutor,
     @Inject(OutboxPublisher) private readonly publisher: OutboxPublisher,
-    @Inject(ValidationHoister) private readonly hoister: ValidationHoister,
   ) {}
 
   /**
@@ -309,23 +307,17 @@ export class DeletionSubscriber implements EventSubscriber, OnModuleInit {
 
   /**
    * A deletion's entry point (not reached through another cascade) first locks its parent rows,
-   * then runs every validator of the rows it would delete, at any depth, before anything is
-   * written: up front, or as the condition of the request row's insert, the deletion's first write.
+   * then checks and applies (see `CascadeExecutor.applyChecked`); inside a cascade, applies.
    */
   private async apply(args: EventArgs<object>, policy: EntityPolicy, group: ChangeSet<object>[]): Promise<void> {
     const keys = EntityKeys.of(policy.meta);
     const ids = group.map((changeSet) => keys.ofEntity(changeSet.entity));
-    let guard: DeletionGuard | undefined;
-    if (!CascadeContext.currentRequest()) {
-      await this.lockParents(args.em, policy, group);
-      const roots = { meta: policy.meta, ids, entities: group.map((cs) => cs.entity) };
-      // A deletion that writes a request row checks as part of that insert (one round trip fewer).
-      guard = this.executor.startsWithRequest(policy) ? this.hoister.guard(args.em, roots) : undefined;
-      if (!guard) {
-        await this.hoister.assertDeletable(args.em, roots);
-      }
+    if (CascadeContext.currentRequest()) {
+      await this.executor.applyPolicies(args.em, policy, ids);
+      return;
     }
-    await this.executor.applyPolicies(args.em, policy, ids, guard);
+    await this.lockParents(args.em, policy, group);
+    await this.executor.applyChecked(args.em, policy, { meta: policy.meta, ids, entities: group.map((cs) => cs.entity) });
   }
 
   /**

@@ -1,22 +1,11 @@
-import {
-  Cascade,
-  MikroORM,
-  ChangeSet,
-  ChangeSetType,
-  EventType,
-  helper,
-  type EntityManager,
-  type EntityMetadata,
-  type EntityProperty,
-  type EventSubscriber,
-} from '@mikro-orm/core';
+import { ChangeSet, ChangeSetType, EventType, helper, type EntityManager, type EntityMetadata } from '@mikro-orm/core';
 import { Inject, Injectable } from '@nestjs/common';
-import { ModuleRef } from '@nestjs/core';
-import { DELETION_SUBSCRIBER } from '../deletion.constants.js';
 import { PolicyRegistry } from '../registry/policy-registry.js';
 import { deleteRows } from '../sql/row-statements.js';
+import { OrmObservers } from './orm-observers.js';
 
-const FLUSH_EVENTS = [EventType.beforeFlush, EventType.onFlush, EventType.afterFlush] as const;
+/** What loading and removing a row through the ORM would dispatch for it. */
+const LOAD_AND_DELETE_EVENTS = [EventType.onInit, EventType.onLoad, EventType.beforeDelete, EventType.afterDelete] as const;
 
 /**
  * Removes pages of loaded children "through the ORM", as `destroy`, `destroyAsync` and the purge of
@@ -26,12 +15,10 @@ const FLUSH_EVENTS = [EventType.beforeFlush, EventType.onFlush, EventType.afterF
 @Injectable()
 export class EntityRemover {
   private readonly directByMeta = new WeakMap<EntityMetadata, boolean>();
-  private ownSubscriber?: EventSubscriber;
 
   constructor(
-    @Inject(MikroORM) private readonly orm: MikroORM,
     @Inject(PolicyRegistry) private readonly registry: PolicyRegistry,
-    @Inject(ModuleRef) private readonly moduleRef: ModuleRef,
+    @Inject(OrmObservers) private readonly observers: OrmObservers,
   ) {}
 
   /** `em.remove()` for each and a flush of `fork`: everything a flush does. Returns how many. */
@@ -84,42 +71,31 @@ export class EntityRemover {
   }
 
   /**
+   * Whether loading and removing rows of `meta` through the ORM would run nothing but their DELETE:
+   * removable without a flush (see `direct()`) and observed by no entity hook or application
+   * subscriber (of their loading either: `onInit`, `onLoad`). The children of a `destroy` relation
+   * are then deleted with one set-based statement, as `deleteAll`.
+   */
+  unobserved(fork: EntityManager, meta: EntityMetadata): boolean {
+    return this.direct(fork, meta) && !this.observers.observed(meta, LOAD_AND_DELETE_EVENTS);
+  }
+
+  /**
    * Whether rows of `meta` can be removed without a flush: inside a transaction; an entity with no
    * policy of its own (those run, set-based, for the flush's whole group), a single-column primary
    * key, no inheritance, no ORM cascade or orphan removal reaching further rows; and no subscriber
    * of the application listening to flushes (it would expect to see these removals in one).
    */
   private direct(fork: EntityManager, meta: EntityMetadata): boolean {
-    if (!fork.getTransactionContext() || this.hasFlushListeners()) {
+    if (!fork.getTransactionContext() || this.observers.hasFlushListeners()) {
       return false;
     }
     let direct = this.directByMeta.get(meta);
     if (direct === undefined) {
-      direct =
-        !this.registry.has(meta) &&
-        meta.primaryKeys.length === 1 &&
-        meta.root.class === meta.class &&
-        !meta.discriminatorColumn &&
-        !(meta.props as EntityProperty[]).some((prop) => prop.orphanRemoval || prop.cascade?.some((c) => c === Cascade.REMOVE || c === Cascade.ALL));
+      direct = !this.registry.has(meta) && meta.primaryKeys.length === 1 && meta.root.class === meta.class && !meta.discriminatorColumn && !this.observers.cascadesFurther(meta);
       this.directByMeta.set(meta, direct);
     }
     return direct;
-  }
-
-  /**
-   * The application's subscribers are the ORM's global ones (a transaction's entity manager also
-   * carries MikroORM's own handler that forgets deleted entities in the caller's context: the
-   * module's transactions have no caller to tell).
-   */
-  private hasFlushListeners(): boolean {
-    // By token: importing the subscriber's class here would make an import cycle through the executor.
-    this.ownSubscriber ??= this.moduleRef.get<EventSubscriber>(DELETION_SUBSCRIBER, { strict: false });
-    for (const subscriber of this.orm.em.getEventManager().getSubscribers()) {
-      if (subscriber !== this.ownSubscriber && FLUSH_EVENTS.some((event) => event in subscriber)) {
-        return true;
-      }
-    }
-    return false;
   }
 
   /** One statement per schema for the page, on the fork's transaction. */

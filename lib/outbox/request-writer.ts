@@ -3,7 +3,8 @@ import type { EntityManager, EntityMetadata } from '@mikro-orm/core';
 import { Inject, Injectable } from '@nestjs/common';
 import { CascadeContext, type CascadeScope } from '../cascade/cascade-context.js';
 import { DeletionConfigurationError } from '../errors/deletion-configuration.error.js';
-import { addRequestProgress, insertRequest } from '../sql/request-statements.js';
+import { addRequestProgress, insertRequest, requestProgressUpdate } from '../sql/request-statements.js';
+import type { SqlFragment } from '../sql/rows-under.js';
 import { EntityKeys } from '../sql/entity-keys.js';
 import { semanticsOf } from '../policies/policy-semantics.js';
 import type { EntityPolicy, RelationPolicy } from '../registry/policy-registry.js';
@@ -92,12 +93,13 @@ export class RequestWriter {
    * transaction (a `destroy` beside a `destroyAsync`, and everything below it), with their counts,
    * so `status()` lists every path the deletion walked. `entries`: by path, relative to the root.
    */
-  async recordSync(em: EntityManager, requestId: string, entries: ReadonlyMap<string, { relation: RelationPolicy; count: number }>): Promise<void> {
-    const progress: Record<string, RelationProgress> = {};
-    for (const [key, { relation, count }] of entries) {
-      progress[key] = { policy: relation.policy, childEntity: relation.childMeta.className, cursor: null, processed: count, done: true };
-    }
-    await addRequestProgress(em, em.getMetadata().get(DeletionRequest), requestId, progress);
+  async recordSync(em: EntityManager, requestId: string, entries: SyncedPaths): Promise<void> {
+    await addRequestProgress(em, em.getMetadata().get(DeletionRequest), requestId, syncProgress(entries));
+  }
+
+  /** The statement of `recordSync`, for a caller that runs it as part of its own. */
+  recordSyncStatement(em: EntityManager, requestId: string, entries: SyncedPaths): SqlFragment {
+    return requestProgressUpdate(em, em.getMetadata().get(DeletionRequest), requestId, syncProgress(entries));
   }
 
   /**
@@ -154,6 +156,17 @@ export class RequestWriter {
       CascadeContext.currentDestroy()?.rootRequestIds.push(data.id);
     }
   }
+}
+
+/** By path relative to the root, the synchronous policies a deletion ran and their row counts. */
+export type SyncedPaths = ReadonlyMap<string, { relation: RelationPolicy; count: number }>;
+
+function syncProgress(entries: SyncedPaths): Record<string, RelationProgress> {
+  const progress: Record<string, RelationProgress> = {};
+  for (const [key, { relation, count }] of entries) {
+    progress[key] = { policy: relation.policy, childEntity: relation.childMeta.className, cursor: null, processed: count, done: true };
+  }
+  return progress;
 }
 
 function initialProgress(relations: readonly RelationPolicy[]): Record<string, RelationProgress> {

@@ -31,9 +31,15 @@ export async function insertRequest(em: EntityManager, requests: EntityMetadata,
  * of synchronous policies its deletion ran in the request's own transaction.
  */
 export async function addRequestProgress(em: EntityManager, requests: EntityMetadata, id: string, entries: Readonly<Record<string, unknown>>): Promise<void> {
+  const { sql, params } = requestProgressUpdate(em, requests, id, entries);
+  await run(em, sql, params);
+}
+
+/** The statement of `addRequestProgress`, to run as part of another (see `withStatement`). */
+export function requestProgressUpdate(em: EntityManager, requests: EntityMetadata, id: string, entries: Readonly<Record<string, unknown>>): SqlFragment {
   const table = EntityTable.of(em, requests);
   const progress = table.column('progress');
-  await run(em, `update ${table.name} set ${progress} = ${progress} || ?::jsonb where ${table.column('id')} = ?`, [JSON.stringify(entries), id]);
+  return { sql: `update ${table.name} set ${progress} = ${progress} || ?::jsonb where ${table.column('id')} = ?`, params: [JSON.stringify(entries), id] };
 }
 
 /**

@@ -2,6 +2,7 @@ import type { EntityManager, EntityMetadata, Transaction } from '@mikro-orm/core
 import { EntityTable, quote } from './entity-table.js';
 import { propertyOf } from './metadata.js';
 import { query, run } from './execute.js';
+import type { SqlFragment } from './rows-under.js';
 
 /**
  * Locks the rows `keys` of `meta` (in key order, so overlapping lockers cannot deadlock) and
@@ -36,11 +37,40 @@ export function keyToken(meta: EntityMetadata, key: unknown, em: EntityManager):
  * MikroORM gave the rows one. `tombstoned`: only rows whose tombstone column is set (a tombstoned
  * parent's last step).
  */
-export async function deleteRows(em: EntityManager, meta: EntityMetadata, keys: readonly unknown[], options: { schema?: string; tombstoned?: string } = {}): Promise<number> {
+export async function deleteRows(
+  em: EntityManager,
+  meta: EntityMetadata,
+  keys: readonly unknown[],
+  options: { schema?: string; tombstoned?: string; also?: SqlFragment } = {},
+): Promise<number> {
   const table = EntityTable.of(em, meta, options.schema);
   const chosen = table.keyIn(keys, 'v');
   const marked = options.tombstoned === undefined ? '' : ` and ${table.column(options.tombstoned, 'v')} is not null`;
-  return run(em, `delete from ${table.name} as v where ${chosen.sql}${table.andDiscriminator('v')}${marked}`, chosen.params);
+  return runWith(em, options.also, { sql: `delete from ${table.name} as v where ${chosen.sql}${table.andDiscriminator('v')}${marked}`, params: chosen.params });
+}
+
+/**
+ * Sets the tombstone property of the rows `keys` of `meta` to `value` in one statement (converted
+ * as MikroORM converts that property's values), on rows not marked yet. Returns how many.
+ */
+export async function markRows(em: EntityManager, meta: EntityMetadata, keys: readonly unknown[], tombstone: string, value: unknown, also?: SqlFragment): Promise<number> {
+  const table = EntityTable.of(em, meta);
+  const chosen = table.keyIn(keys, 'v');
+  const { customType } = propertyOf(meta, tombstone)!;
+  const converted = customType ? customType.convertToDatabaseValue(value, em.getPlatform(), { mode: 'query' }) : value;
+  const column = table.column(tombstone);
+  return runWith(em, also, {
+    sql: `update ${table.name} as v set ${column} = ? where ${chosen.sql}${table.andDiscriminator('v')} and ${table.column(tombstone, 'v')} is null`,
+    params: [converted, ...chosen.params],
+  });
+}
+
+/**
+ * Runs `statement`, and `also` (an INSERT, UPDATE or DELETE of another table) in the same
+ * statement as a data-modifying CTE: one round trip. Returns the rows `statement` changed.
+ */
+function runWith(em: EntityManager, also: SqlFragment | undefined, statement: SqlFragment): Promise<number> {
+  return also ? run(em, `with also as (${also.sql}) ${statement.sql}`, [...also.params, ...statement.params]) : run(em, statement.sql, statement.params);
 }
 
 /**

@@ -14,6 +14,8 @@ import { rowsUnder, type Hop, type SqlFragment } from './rows-under.js';
  */
 export class ValidatorStatements {
   private readonly conditions = new WeakMap<object, Map<string, SqlFragment>>();
+  /** The compiled conditions that read the row `v` alone (see `rowCondition`). */
+  private readonly ownRow = new WeakSet<SqlFragment>();
 
   /** `select 1 from <rows under ids> where … and <where>`: a row that blocks. */
   exists(em: EntityManager, meta: EntityMetadata, hops: readonly Hop[], ids: readonly unknown[], set?: SetValidatorOptions): SqlFragment {
@@ -39,6 +41,16 @@ export class ValidatorStatements {
         `where ${where.sql} and ${condition.sql} order by ${table.keyColumns('v').join(', ')} limit ?`,
       params: [...where.params, ...condition.params, cap],
     };
+  }
+
+  /**
+   * The validator's `where` as a condition on the columns of the row `v` alone (no join, no
+   * subquery), or `undefined` when it reads other rows: what a statement can evaluate on a row as
+   * it locks it (a subquery would read the statement's older snapshot).
+   */
+  rowCondition(em: EntityManager, meta: EntityMetadata, set: SetValidatorOptions): SqlFragment | undefined {
+    const condition = this.condition(em, meta, set);
+    return this.ownRow.has(condition) ? condition : undefined;
   }
 
   /**
@@ -69,6 +81,10 @@ export class ValidatorStatements {
           const keyed = builder().select(table.keyColumns('"v"').map((column) => raw(column)));
           return { sql: `${table.keyExpression('v')} in (${keyed.getQuery()})`, params: [...keyed.getParams()] };
         })();
+    // Parameters are placeholders: a "select" in the text is a subquery, not a value.
+    if (sql.startsWith(prefix) && !/\bselect\b/i.test(condition.sql)) {
+      this.ownRow.add(condition);
+    }
     byKey ??= new Map();
     byKey.set(cacheKey, condition);
     this.conditions.set(set, byKey);

@@ -1,4 +1,4 @@
-import { QueryOrder, Utils, raw, type EntityManager, type EntityMetadata, type FilterQuery, type QueryOrderMap } from '@mikro-orm/core';
+import { QueryOrder, Utils, helper, raw, type EntityManager, type EntityMetadata, type FilterQuery, type QueryOrderMap } from '@mikro-orm/core';
 import { Inject, Injectable } from '@nestjs/common';
 import { validatorsOf } from '../decorators/validate-before-destroy.decorator.js';
 import { RESOLVED_DELETION_OPTIONS } from '../deletion.constants.js';
@@ -31,6 +31,11 @@ export interface DeletionRoots {
   entities?: readonly object[];
   /** Relation path of these rows, when they are themselves reached from further up (the queue). */
   path?: string;
+  /**
+   * The verdict of the rows' own instance validators, already run on `entities` in this
+   * transaction: not run again (a validator runs once per row and deletion, as a hook does).
+   */
+  ownInstanceBlockers?: readonly DeletionBlocker[];
 }
 
 /** A deletion's checks as a condition (see `ValidationHoister.guard`). */
@@ -38,6 +43,9 @@ export interface DeletionGuard extends SqlFragment {
   /** Runs the checks in full after the guarded insert was refused; throws with the blockers. */
   refused(): Promise<void>;
 }
+
+/** Deletion trees kept per entity (one per relation path its rows are deleted on). */
+const MAX_CACHED_PATHS = 64;
 
 /** Deletions of up to this many rows at once carry their checks in the request row's insert. */
 const MAX_GUARDED_IDS = 8;
@@ -51,6 +59,8 @@ const MAX_GUARDED_IDS = 8;
 @Injectable()
 export class ValidationHoister {
   private readonly statements = new ValidatorStatements();
+  /** `deletionTree()` by entity and path: a pure function of the registry, fixed at boot. */
+  private readonly trees = new WeakMap<EntityMetadata, Map<string | undefined, readonly DeletionNode[]>>();
 
   constructor(
     @Inject(PolicyRegistry) private readonly registry: PolicyRegistry,
@@ -62,7 +72,7 @@ export class ValidationHoister {
    * checks the rows themselves only (a set-based delete skips their own policies).
    */
   async assertDeletable(em: EntityManager, roots: DeletionRoots, { descend = true } = {}): Promise<void> {
-    const full = deletionTree(this.registry, roots.meta, roots.path);
+    const full = this.tree(roots.meta, roots.path);
     const tree = descend ? full : full.slice(0, 1);
     const verdict = await this.evaluate(em, roots, tree);
     if (verdict.total > 0) {
@@ -80,17 +90,20 @@ export class ValidationHoister {
    * The same checks as {@link assertDeletable}, as one SQL condition that holds when nothing blocks,
    * for a deletion that writes a request row: the row is inserted only where the condition holds,
    * which saves the request a round trip per check. When the insert is refused, `refused()` runs
-   * the full checks (and throws with the blockers). `undefined` when some check is not a statement
-   * (instance validators, a queued many-to-many `restrict`) or the deletion is of many rows at
-   * once: use `assertDeletable`.
+   * the full checks (and throws with the blockers). The instance validators of the rows themselves,
+   * loaded in `roots.entities`, run here first: when one refuses, so do the full checks (they throw).
+   * `undefined` when some other check is not a statement (instance validators further down, a
+   * queued many-to-many `restrict`) or the deletion is of many rows at once: use `assertDeletable`.
    */
-  guard(em: EntityManager, roots: DeletionRoots): DeletionGuard | undefined {
+  async guard(em: EntityManager, roots: DeletionRoots): Promise<DeletionGuard | undefined> {
     if (roots.ids.length > MAX_GUARDED_IDS) {
       return undefined;
     }
     const parts: SqlFragment[] = [];
-    for (const node of deletionTree(this.registry, roots.meta, roots.path)) {
-      if ((node.deleted && node.instanceValidators) || node.truncated) {
+    const tree = this.tree(roots.meta, roots.path);
+    for (const node of tree) {
+      const loaded = node.hops.length === 0 && roots.entities?.length === roots.ids.length;
+      if ((node.deleted && node.instanceValidators && !loaded) || node.truncated) {
         return undefined;
       }
       if (node.deleted) {
@@ -105,11 +118,55 @@ export class ValidationHoister {
         parts.push(this.statements.exists(em, node.meta, node.hops, roots.ids));
       }
     }
+    const own = tree[0];
+    const checked = own?.deleted && own.instanceValidators ? { ...roots, ownInstanceBlockers: await this.evaluateInstances(em, own, roots, { left: Infinity }) } : roots;
+    if ((checked.ownInstanceBlockers?.length ?? 0) > 0) {
+      await this.assertDeletable(em, checked);
+    }
     return {
       sql: parts.length === 0 ? 'true' : parts.map((part) => `not exists (${part.sql})`).join(' and '),
       params: parts.flatMap((part) => part.params),
-      refused: () => this.assertDeletable(em, roots),
+      refused: () => this.assertDeletable(em, checked),
     };
+  }
+
+  /**
+   * The validators of rows of `meta` themselves (not of their descendants) as conditions on the row
+   * alias `v` alone, for a statement that checks rows as it locks them; `undefined` when some check
+   * cannot be one (an instance validator, a subclass with validators of its own, a condition that
+   * reads other rows).
+   */
+  ownRowChecks(em: EntityManager, meta: EntityMetadata): SqlFragment[] | undefined {
+    const validators = this.registry.forMeta(meta)?.validators;
+    if ((validators?.methods.length ?? 0) > 0 || this.registry.subclassesWithOwnRules(meta).length > 0) {
+      return undefined;
+    }
+    const checks: SqlFragment[] = [];
+    for (const set of validators?.sets ?? []) {
+      const check = this.statements.rowCondition(em, meta, set);
+      if (!check) {
+        return undefined;
+      }
+      checks.push(check);
+    }
+    return checks;
+  }
+
+  private tree(meta: EntityMetadata, path: string | undefined): readonly DeletionNode[] {
+    let byPath = this.trees.get(meta);
+    if (!byPath) {
+      byPath = new Map();
+      this.trees.set(meta, byPath);
+    }
+    let tree = byPath.get(path);
+    if (!tree) {
+      tree = Object.freeze(deletionTree(this.registry, meta, path));
+      // Paths of a recursive cascade grow with its depth: only so many are kept per entity.
+      if (byPath.size < MAX_CACHED_PATHS) {
+        byPath.set(path, tree);
+      }
+    }
+    return tree;
   }
 
   /**
@@ -179,7 +236,8 @@ export class ValidationHoister {
         }
       }
       if (node.instanceValidators) {
-        const result = await this.evaluateInstances(em, node, roots, budget);
+        const known = node.hops.length === 0 ? roots.ownInstanceBlockers : undefined;
+        const result = known ? [...known] : await this.evaluateInstances(em, node, roots, budget);
         found.push(...result);
         total += result.length;
       }
@@ -190,6 +248,16 @@ export class ValidationHoister {
       }
     }
     return verdict;
+  }
+
+  /**
+   * The row of an uninitialized reference, loaded on its own (the reference is the caller's and
+   * stays as it is), as its own class, whatever filter the application has; `null` when it is gone.
+   */
+  private async loadRow(em: EntityManager, reference: object): Promise<object | null> {
+    const wrapped = helper(reference);
+    const fork = em.fork({ clear: true, keepTransactionContext: true });
+    return fork.findOne(wrapped.__meta.class as new () => object, wrapped.getPrimaryKey() as FilterQuery<object>, { filters: false });
   }
 
   /** Runs each row's instance validators (those of its own class, inherited ones included). */
@@ -207,7 +275,11 @@ export class ValidationHoister {
     };
     if (node.hops.length === 0 && roots.entities) {
       for (const entity of roots.entities) {
-        await check(entity);
+        // A reference removed without being loaded holds its key only: its validators read the row.
+        const loaded = helper(entity).__initialized ? entity : await this.loadRow(em, entity);
+        if (loaded) {
+          await check(loaded);
+        }
       }
       return blockers;
     }
