@@ -50,6 +50,14 @@ export class CascadeBatches {
       }
       case 'deleteAllAsync': {
         if (this.registry.hasValidators(relation.childMeta)) {
+          const checks = this.hoister.ownRowChecks(em, relation.childMeta);
+          if (checks) {
+            const batch = await statements.deleteCheckedBatch(em, parentIds, size, checks);
+            if (batch.blocked === 0) {
+              return { count: batch.deleted, cursor: null, done: batch.batch < size };
+            }
+            // Refused: nothing was deleted; the full checks below name the blockers, and throw.
+          }
           // Exactly the rows the validators pass are deleted, and only while they still belong here.
           const keys = await statements.nextKeys(em, parentIds, size);
           await this.hoister.assertDeletable(em, { meta: relation.childMeta, ids: keys, path }, { descend: false });

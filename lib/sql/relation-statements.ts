@@ -121,6 +121,31 @@ export class RelationStatements {
   }
 
   /**
+   * `deleteAllAsync` with validators, in one statement: locks the next `limit` children in key
+   * order, evaluates `checks` (conditions on the row alias `v` alone) on each locked row as it is
+   * now, and deletes the batch only when none holds. Returns the batch's size, how many rows a
+   * check refused (then nothing was deleted, and the rows stay locked for the caller to name the
+   * blockers), and how many were deleted.
+   */
+  async deleteCheckedBatch(em: EntityManager, parentIds: readonly unknown[], limit: number, checks: readonly SqlFragment[]): Promise<{ batch: number; blocked: number; deleted: number }> {
+    const { table, from, where } = this.children(em, parentIds);
+    const blocked = checks.length === 0 ? 'false' : checks.map((check) => `coalesce(${check.sql}, false)`).join(' or ');
+    const matches = table
+      .keyColumns('d')
+      .map((column, i) => `${column} = b.${quote(`k${i}`)}`)
+      .join(' and ');
+    // The checks sit in the locking select: a row changed while this statement waited for its lock
+    // is checked as it is after that change, as the separate validator statement would see it.
+    const sql =
+      `with b as (select ${table.selectKey('v', 'k')}, (${blocked}) as blocked from ${from} where ${where.sql} ` +
+      `order by ${table.keyColumns('v').join(', ')} limit ? for update of v), ` +
+      `gone as (delete from ${table.name} as d using b where ${matches} and not exists (select 1 from b where b.blocked) returning 1) ` +
+      `select (select count(*) from b) as batch, (select count(*) from b where b.blocked) as blocked, (select count(*) from gone) as deleted`;
+    const [row] = await query<{ batch: string; blocked: string; deleted: string }>(em, sql, [...checks.flatMap((check) => check.params), ...where.params, limit]);
+    return { batch: Number(row?.batch ?? 0), blocked: Number(row?.blocked ?? 0), deleted: Number(row?.deleted ?? 0) };
+  }
+
+  /**
    * `nullifyThenPurge`: detaches the children and records exactly which rows it detached, in one
    * statement (`UPDATE ... RETURNING` feeding an `INSERT`), so the purge never touches rows whose
    * foreign key was already NULL. Keys are recorded as the column's text.
