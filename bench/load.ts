@@ -112,6 +112,15 @@ async function main(): Promise<void> {
     const seededRows = await totalRows(db);
     process.stdout.write(`${sequential.length} DELETEs one at a time, drained; firing ${shots.length} DELETEs at once on ${seededRows} rows\n`);
 
+    // The floor of any burst: as many DELETEs at once on a route the app does not have (Nest
+    // answers 404 with no work), over the same HTTP stack, same connections, same machine.
+    const floorSent = Date.now();
+    const floorReplies = await fireAtOnce(port, shots, (shot) => `/no-such-route/${shot.target.id}`);
+    const floorSeconds = (Date.now() - floorSent) / 1000;
+    if (floorReplies.some((reply) => reply?.status !== 404)) {
+      failures.push(`the HTTP floor's requests were not all answered 404`);
+    }
+
     const firstSent = Date.now();
     await fireAtOnce(port, shots);
     const lastAnswered = Date.now();
@@ -164,6 +173,9 @@ async function main(): Promise<void> {
         }),
       ),
       burstSeconds,
+      // The same number of requests at once, answered 404 by a route the app does not have.
+      httpFloorSeconds: floorSeconds,
+      deletionsPerSecond: Math.round(shots.length / burstSeconds),
       drainSeconds,
       rowsDeleted,
       rowsPerSecond: drainSeconds > 0 ? Math.round(rowsDeleted / drainSeconds) : 0,
@@ -179,7 +191,8 @@ async function main(): Promise<void> {
       [result.requests, result.accepted + result.completedInRequest, result.rejected409, statuses(404), errors, result.latencyMs.p50, result.latencyMs.p99, result.latencyMs.max, drainSeconds, rowsDeleted, result.rowsPerSecond],
     ]);
     process.stdout.write(
-      `404s: ${notFound.duplicate} duplicate, ${notFound.unknown} unknown id; all responses within ${burstSeconds.toFixed(2)} s; ` +
+      `404s: ${notFound.duplicate} duplicate, ${notFound.unknown} unknown id; all responses within ${burstSeconds.toFixed(2)} s ` +
+        `(${result.deletionsPerSecond}/s; the same number of requests to a missing route: ${floorSeconds.toFixed(2)} s); ` +
         `a lone DELETE: p50 ${result.sequentialLatencyMs?.p50.toFixed(1) ?? '-'} ms; app warnings: ${appWarnings.length}\n`,
     );
     for (const line of appWarnings.slice(0, 5)) {
@@ -245,16 +258,27 @@ async function deleteOneByOne(agent: http.Agent, port: number, db: pg.Pool, targ
 
 /**
  * Sends every shot's DELETE at once: all are handed to the agent in one tick, each on a connection
- * of its own unless LOAD_CONNECTIONS caps them. Records each reply or transport error on its shot.
+ * of its own unless LOAD_CONNECTIONS caps them. Records each reply or transport error on its shot,
+ * unless `path` sends them elsewhere: then returns the replies.
  */
-async function fireAtOnce(port: number, shots: readonly Shot[]): Promise<void> {
+async function fireAtOnce(port: number, shots: readonly Shot[], path?: (shot: Shot) => string): Promise<(Reply | undefined)[]> {
   const agent = new http.Agent({ keepAlive: false, maxSockets: whole('LOAD_CONNECTIONS', shots.length, 1) });
   try {
-    await Promise.all(
+    return await Promise.all(
       shots.map((shot) =>
-        send(agent, port, 'DELETE', `/authors/${shot.target.id}`).then(
-          (reply) => void (shot.reply = reply),
-          (error: Error) => void (shot.error = error.message),
+        send(agent, port, 'DELETE', path ? path(shot) : `/authors/${shot.target.id}`).then(
+          (reply) => {
+            if (!path) {
+              shot.reply = reply;
+            }
+            return reply;
+          },
+          (error: Error) => {
+            if (!path) {
+              shot.error = error.message;
+            }
+            return undefined;
+          },
         ),
       ),
     );

@@ -16,7 +16,7 @@ import { createDeletionTestApp, type DeletionTestApp } from '../support/deletion
 import { REDIS_URL, databaseUrl } from '../support/services.js';
 import { generatedCase, randomConfigs, toScenario } from './arbitraries.js';
 import { KEY_TYPES } from './fixtures/lane-keys.js';
-import { NAMINGS, describeShape, type Lane, type Naming } from './fixtures/node-lanes.js';
+import { LaneObserver, NAMINGS, describeShape, type Lane, type Naming } from './fixtures/node-lanes.js';
 import { LANE_KINDS, buildPool, type LaneKind, type PoolEntry } from './lane-pool.js';
 import {
   describeConfig,
@@ -93,6 +93,7 @@ function policiesOf(lane: Lane, config: PolicyConfig): PolicyDefinition[] {
 }
 
 let app: DeletionTestApp;
+const observer = new LaneObserver(lanes);
 let db: LaneDatabase;
 let redis: Redis;
 const tally = new Map<string, number>();
@@ -119,6 +120,7 @@ beforeAll(async () => {
       doctor: 'off',
     },
   });
+  app.orm.em.getEventManager().registerSubscriber(observer);
   // A failed queued cascade is logged at error level by the module; here the properties report it.
   Logger.overrideLogger(['fatal']);
   db = await LaneDatabase.connect(databaseUrl(DATABASE));
@@ -465,6 +467,13 @@ describe('deletion policies on random trees (fast-check)', () => {
       },
       TIMEOUT,
     );
+  });
+
+  it('the observed lanes went through MikroORM: their subscriber saw their roots removed or marked', () => {
+    const observedRoots = new Set(pool.filter((p) => p.lane.shape.observed).map((p) => p.lane.classes.l0.name));
+    const seen = [...observer.events].filter(([key, n]) => observedRoots.has(key.split('.')[0]!) && n > 0);
+    expect(observedRoots.size).toBeGreaterThan(0);
+    expect(seen.length).toBeGreaterThan(0);
   });
 });
 

@@ -27,6 +27,9 @@ export const LANE_KINDS: readonly LaneKind[] = [
   ...KEY_TYPES.map((key) => ({ name: key, title: KEY_CODECS[key].label, shapeOf: (): LaneShape => ({ key, naming: 'plain' }) })),
   { name: 'schema', title: `integer keys, tables in schema ${PROP_SCHEMA}`, shapeOf: (): LaneShape => ({ key: 'integer', naming: 'schema' }) },
   { name: 'quoted', title: 'integer keys, mixed-case and reserved-word identifiers', shapeOf: (): LaneShape => ({ key: 'integer', naming: 'quoted' }) },
+  // The others take the module's own statements wherever nothing observes a removal: this one
+  // holds the same policies to the same model through MikroORM's flush.
+  { name: 'observed', title: 'integer keys, removals observed by an application subscriber', shapeOf: (): LaneShape => ({ key: 'integer', naming: 'plain', observed: true }) },
   {
     name: 'combined',
     title: `the other key types, in schema ${PROP_SCHEMA} or with mixed-case and reserved-word identifiers`,
