@@ -76,18 +76,18 @@ export class DeletionService {
     await CascadeContext.runInDestroy(scope, () =>
       base.transactional(async (em) => {
         // Locked, so two deletions of the same row serialize: the second finds it gone (404).
+        if (lean) {
+          if (!(await this.lean.destroy(em, lean, key, scope))) {
+            throw DeletionTargetNotFoundError.create(meta.className, id);
+          }
+          return;
+        }
         const target = await em.findOne(entity, key as FilterQuery<NoInfer<T>>, { lockMode: LockMode.PESSIMISTIC_WRITE });
         if (!target) {
           throw DeletionTargetNotFoundError.create(meta.className, id);
         }
         scope.locked = target;
-        if (lean) {
-          await this.lean.remove(em, lean, target);
-          // Nothing left for the flush that ends the transaction.
-          em.clear();
-        } else {
-          em.remove(target);
-        }
+        em.remove(target);
       }),
     );
     const requestId = scope.rootRequestIds[0];

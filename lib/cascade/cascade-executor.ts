@@ -39,7 +39,7 @@ export class CascadeExecutor {
    * validator of the rows it would delete, at any depth, before anything is written (up front, or
    * as the condition of the request row's insert, the deletion's first write), then the policies.
    */
-  async applyChecked(em: EntityManager, policy: EntityPolicy, roots: DeletionRoots & { entities: readonly object[] }, options: ApplyOptions = {}): Promise<SqlFragment | undefined> {
+  async applyChecked(em: EntityManager, policy: EntityPolicy, roots: DeletionRoots, options: ApplyOptions = {}): Promise<SqlFragment | undefined> {
     // A deletion that writes a request row checks as part of that insert (one round trip fewer).
     const guard = this.startsWithRequest(policy) ? await this.hoister.guard(em, roots) : undefined;
     if (!guard) {

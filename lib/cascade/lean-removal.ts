@@ -1,15 +1,17 @@
-import { EventType, type EntityManager, type EntityMetadata } from '@mikro-orm/core';
+import { EventType, LockMode, type EntityManager, type EntityMetadata, type FilterQuery } from '@mikro-orm/core';
 import { Inject, Injectable } from '@nestjs/common';
 import { PolicyRegistry, type EntityPolicy } from '../registry/policy-registry.js';
 import { EntityKeys } from '../sql/entity-keys.js';
 import { propertyOf } from '../sql/metadata.js';
-import { deleteRows, markRows } from '../sql/row-statements.js';
-import { CascadeContext } from './cascade-context.js';
+import { TOMBSTONE_FILTER } from '../registry/registry.factory.js';
+import { deleteRows, lockRowKeys, markRows } from '../sql/row-statements.js';
+import { CascadeContext, type DestroyScope } from './cascade-context.js';
 import { CascadeExecutor } from './cascade-executor.js';
 import { OrmObservers } from './orm-observers.js';
 
 const DELETE_EVENTS = [EventType.beforeDelete, EventType.afterDelete] as const;
 const UPDATE_EVENTS = [EventType.beforeUpdate, EventType.afterUpdate] as const;
+const LOAD_EVENTS = [EventType.onInit, EventType.onLoad] as const;
 
 /**
  * `destroy()` without a flush. A flush that removes one row does a great deal nobody sees when
@@ -47,17 +49,56 @@ export class LeanRemoval {
   }
 
   /**
-   * Checks, applies the policies and removes (or marks) `target`, a row of `policy`'s entity that
-   * the caller loaded under a row lock in `em`'s transaction.
+   * Locks the row `key` of `policy`'s entity in `em`'s transaction as `findOne()` would find it (the
+   * application's filters apply; a marked row is gone), checks it, applies the policies and removes
+   * (or marks) it. The row is loaded as an entity only when something needs one: its instance
+   * validators, or a filter of the application (or an `onInit`/`onLoad` listener) that the load
+   * would apply; otherwise one `SELECT ... FOR UPDATE` of its key. Returns false when no row is found.
    */
-  async remove(em: EntityManager, policy: EntityPolicy, target: object): Promise<void> {
-    const ids = [EntityKeys.of(policy.meta).ofEntity(target)];
-    // The root request's record of the synchronous paths goes with the row's own statement.
-    const also = await this.executor.applyChecked(em, policy, { meta: policy.meta, ids, entities: [target] }, { deferSyncProgress: true });
-    if (policy.tombstone === undefined) {
-      await deleteRows(em, policy.meta, ids, { also });
+  async destroy(em: EntityManager, policy: EntityPolicy, key: unknown, scope: DestroyScope): Promise<boolean> {
+    const { meta } = policy;
+    let ids: unknown[];
+    let entities: object[] | undefined;
+    if (await this.needsEntity(em, policy)) {
+      const target = await em.findOne(meta.class as new () => object, key as FilterQuery<object>, { lockMode: LockMode.PESSIMISTIC_WRITE });
+      if (!target) {
+        return false;
+      }
+      scope.locked = target;
+      ids = [EntityKeys.of(meta).ofEntity(target)];
+      entities = [target];
     } else {
-      await markRows(em, policy.meta, ids, policy.tombstone, new Date(), also);
+      ids = await lockRowKeys(em, meta, [key], policy.tombstone);
+      if (ids.length === 0) {
+        return false;
+      }
+    }
+    // The root request's record of the synchronous paths goes with the row's own statement.
+    const also = await this.executor.applyChecked(em, policy, { meta, ids, ...(entities ? { entities } : {}) }, { deferSyncProgress: true });
+    if (policy.tombstone === undefined) {
+      await deleteRows(em, meta, ids, { also });
+    } else {
+      await markRows(em, meta, ids, policy.tombstone, new Date(), also);
+    }
+    // Nothing left for the flush that ends the transaction.
+    em.clear();
+    return true;
+  }
+
+  /**
+   * Whether the row must be loaded as `findOne()` loads it: for its instance validators, for a
+   * listener of its loading, or because a filter other than the module's tombstone filter applies
+   * to it (MikroORM evaluates them, with their parameters, as for any query of this entity manager).
+   */
+  private async needsEntity(em: EntityManager, policy: EntityPolicy): Promise<boolean> {
+    if ((policy.validators?.methods.length ?? 0) > 0 || this.observers.observed(policy.meta, LOAD_EVENTS)) {
+      return true;
+    }
+    try {
+      return (await em.applyFilters(policy.meta.class, undefined, { [TOMBSTONE_FILTER]: false }, 'read')) !== undefined;
+    } catch {
+      // A filter that cannot be evaluated here (missing parameters): findOne() reports it.
+      return true;
     }
   }
 

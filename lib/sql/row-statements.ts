@@ -16,6 +16,18 @@ export async function lockRows(
   live?: string,
   options: { schema?: string; ctx?: Transaction } = {},
 ): Promise<Set<string>> {
+  const { keys: codec } = EntityTable.of(em, meta, options.schema);
+  return new Set((await lockRowKeys(em, meta, keys, live, options)).map((key) => JSON.stringify(codec.toJson(key))));
+}
+
+/** `lockRows`, returning the keys found as the database gives them back. */
+export async function lockRowKeys(
+  em: EntityManager,
+  meta: EntityMetadata,
+  keys: readonly unknown[],
+  live?: string,
+  options: { schema?: string; ctx?: Transaction } = {},
+): Promise<unknown[]> {
   const table = EntityTable.of(em, meta, options.schema);
   const chosen = table.keyIn(keys, 'v');
   const alive = live === undefined ? '' : ` and ${table.column(live, 'v')} is null`;
@@ -23,7 +35,7 @@ export async function lockRows(
     `select ${table.selectKey('v', 'k')} from ${table.name} as v where ${chosen.sql}${table.andDiscriminator('v')}${alive} ` +
     `order by ${table.keyColumns('v').join(', ')} for update`;
   const rows = await query(em, sql, chosen.params, options.ctx);
-  return new Set(rows.map((row) => JSON.stringify(table.keys.toJson(table.keys.fromRow(row, 'k')))));
+  return rows.map((row) => table.keys.fromRow(row, 'k'));
 }
 
 /** The JSON form of a key, as `lockRows` reports found keys. */

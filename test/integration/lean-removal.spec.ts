@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from '@jest/globals';
 import { Collection, ChangeSetType, type EventArgs, type EventSubscriber, type FlushEventArgs, type Opt, type Rel } from '@mikro-orm/core';
-import { AfterDelete, BeforeDelete, Entity, Index, ManyToOne, OneToMany, PrimaryKey, Property } from '@mikro-orm/decorators/legacy';
+import { AfterDelete, BeforeDelete, Entity, Index, ManyToOne, OnLoad, OneToMany, PrimaryKey, Property } from '@mikro-orm/decorators/legacy';
 import { DeletionBlockedError, DeletionTargetNotFoundError, ValidateBeforeDestroy, definePolicy, type DeletionReceipt } from '../../lib/index.js';
 import { HookJournal } from '../fixtures/hook-journal.js';
 import { createDeletionTestApp, type DeletionTestApp } from '../support/deletion-test-app.js';
@@ -271,7 +271,24 @@ class LeanFlushedKid {
   parent!: Rel<LeanFlushed>;
 }
 
+// ---- an onLoad hook: the row is loaded as findOne() loads it (test 10) ----
+
+@Entity({ tableName: 'lean_loaded' })
+class LeanLoaded {
+  @PrimaryKey()
+  id!: number;
+
+  @Property()
+  name!: string;
+
+  @OnLoad()
+  loaded(): void {
+    HookJournal.entries.push({ hook: 'LeanLoaded.onLoad', id: this.id });
+  }
+}
+
 const MAIN_ENTITIES = [
+  LeanLoaded,
   LeanParent,
   LeanParentChild,
   LeanParentNote,
@@ -342,6 +359,7 @@ describe('DeletionService.destroy() without a flush', () => {
           definePolicy(LeanGuarded, { parts: 'destroyAsync' }, { tombstone: 'deletedAt' }),
           definePolicy(LeanTree, { children: 'destroy' }),
           definePolicy(LeanGrove, { children: 'destroy' }),
+          definePolicy(LeanLoaded, {}),
         ],
       },
     });
@@ -396,6 +414,20 @@ describe('DeletionService.destroy() without a flush', () => {
     expect(QueryLog.matching(on(statements, 'lean_parent_note'), /^update/i)).toEqual([`update "lean_parent_note" as v set "parent_id" = null where v."parent_id" in (?)`]);
     // Nothing for a request: only synchronous policies ran.
     expect(QueryLog.matching(statements, /deletion_request/)).toEqual([]);
+  });
+
+  it('10. the row is read by key alone when nothing needs it as an entity, and loaded when an onLoad hook listens', async () => {
+    // LeanParent: no instance validator, no filter of the application, no load listener.
+    const id = await seedParent();
+    const { statements } = await app().queries.record(() => app().deletions.destroy(LeanParent, id));
+    expect(QueryLog.matching(on(statements, 'lean_parent'), /^select/i)).toEqual([`select v."id" as "k0" from "lean_parent" as v where v."id" in (?) order by v."id" for update`]);
+
+    const [row] = await sql(`insert into lean_loaded (name) values ('x') returning id`);
+    const loaded = Number(row!.id);
+    const { result } = await app().queries.record(() => app().deletions.destroy(LeanLoaded, loaded));
+    expect(result).toEqual({ entity: 'LeanLoaded', id: loaded, status: 'completed' });
+    expect(journal('LeanLoaded.onLoad')).toEqual([loaded]);
+    expect(await countOf(sql, 'lean_loaded', 'id = ?', [loaded])).toBe(0);
   });
 
   it('2. tombstone mode with a queued policy: marks the row with one statement of the module’s, then the queue removes the kids and the row', async () => {
