@@ -1,4 +1,4 @@
-import { EventType, LockMode, type EntityManager, type EntityMetadata, type FilterQuery } from '@mikro-orm/core';
+import { EventType, LockMode, QueryHelper, ReferenceKind, Utils, type EntityManager, type EntityMetadata, type FilterQuery } from '@mikro-orm/core';
 import { Inject, Injectable } from '@nestjs/common';
 import { PolicyRegistry, type EntityPolicy } from '../registry/policy-registry.js';
 import { EntityKeys } from '../sql/entity-keys.js';
@@ -51,9 +51,8 @@ export class LeanRemoval {
   /**
    * Locks the row `key` of `policy`'s entity in `em`'s transaction as `findOne()` would find it (the
    * application's filters apply; a marked row is gone), checks it, applies the policies and removes
-   * (or marks) it. The row is loaded as an entity only when something needs one: its instance
-   * validators, or a filter of the application (or an `onInit`/`onLoad` listener) that the load
-   * would apply; otherwise one `SELECT ... FOR UPDATE` of its key. Returns false when no row is found.
+   * (or marks) it. The row is loaded as an entity only when something needs one (see
+   * `needsEntity`); otherwise one `SELECT ... FOR UPDATE` of its key. Returns false when no row is found.
    */
   async destroy(em: EntityManager, policy: EntityPolicy, key: unknown, scope: DestroyScope): Promise<boolean> {
     const { meta } = policy;
@@ -87,15 +86,36 @@ export class LeanRemoval {
 
   /**
    * Whether the row must be loaded as `findOne()` loads it: for its instance validators, for a
-   * listener of its loading, or because a filter other than the module's tombstone filter applies
-   * to it (MikroORM evaluates them, with their parameters, as for any query of this entity manager).
+   * listener of its loading, for a formula it computes (which may fail), or because a filter other
+   * than the module's tombstone filter would decide whether it is found: one on the entity itself,
+   * or one on the target of a to-one relation, which `findOne()` joins (a row whose parent is hidden
+   * is not found). MikroORM evaluates the filters, with their parameters, as for any query of `em`.
    */
   private async needsEntity(em: EntityManager, policy: EntityPolicy): Promise<boolean> {
-    if ((policy.validators?.methods.length ?? 0) > 0 || this.observers.observed(policy.meta, LOAD_EVENTS)) {
+    const { meta } = policy;
+    if ((policy.validators?.methods.length ?? 0) > 0 || this.observers.observed(meta, LOAD_EVENTS) || meta.props.some((prop) => prop.formula !== undefined)) {
       return true;
     }
     try {
-      return (await em.applyFilters(policy.meta.class, undefined, { [TOMBSTONE_FILTER]: false }, 'read')) !== undefined;
+      if ((await em.applyFilters(meta.class, undefined, { [TOMBSTONE_FILTER]: false }, 'read')) !== undefined) {
+        return true;
+      }
+      if (!em.config.get('autoJoinRefsForFilters')) {
+        return false;
+      }
+      // As findOne() decides which relations to join for their filters (autoJoinRefsForFilters).
+      for (const prop of meta.relations) {
+        if (prop.object || (prop.kind !== ReferenceKind.MANY_TO_ONE && prop.kind !== ReferenceKind.ONE_TO_ONE)) {
+          continue;
+        }
+        const targets = prop.polymorphic && prop.polymorphTargets?.length ? prop.polymorphTargets : [prop.targetMeta!];
+        for (const target of targets) {
+          if (!Utils.isEmpty(await em.applyFilters(target.class, {}, QueryHelper.mergePropertyFilters(prop.filters, undefined), 'read'))) {
+            return true;
+          }
+        }
+      }
+      return false;
     } catch {
       // A filter that cannot be evaluated here (missing parameters): findOne() reports it.
       return true;
