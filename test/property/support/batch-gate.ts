@@ -1,9 +1,13 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { EntityManager } from '@mikro-orm/core';
 import { CascadeBatches } from '../../../lib/queue/cascade-batches.js';
+import { RelationStatements } from '../../../lib/sql/relation-statements.js';
 import { ValidationHoister, type DeletionRoots } from '../../../lib/validation/validation-hoister.js';
 import type { DeletionRequest, RelationPolicy, RelationProgress } from '../../../lib/index.js';
 import type { DeletionTestApp } from '../../support/deletion-test-app.js';
+
+/** The gate the shared `RelationStatements.deleteCheckedBatch` wrapper reports to. */
+const GATED = Symbol('batch gate');
 
 /** How a gated batch ended. */
 export interface BatchResult {
@@ -32,7 +36,12 @@ export interface Arrival {
  *    the test, having applied its actions, releases it;
  *  - `ValidationHoister.assertDeletable` as the batch calls it (the rows of its page are locked by
  *    then, its validators not yet run): when asked, the batch waits there (`during`), so an action
- *    started then meets the batch's row locks.
+ *    started then meets the batch's row locks;
+ *  - `RelationStatements.deleteCheckedBatch`, a `deleteAllAsync` batch that locks, checks and
+ *    deletes in one statement (no separate validation to stop before): when asked, the batch waits
+ *    right after that statement (`during`), its rows still locked until it commits. An action on
+ *    them meets the same locks as before the validators, and nothing else it does can change the
+ *    batch, whose validators check only the rows it locked.
  *
  * Only the requests of the armed entity with origin `deletion` are gated; the sweeper's and any
  * other pass through. One worker, one job at a time (concurrency 1).
@@ -78,6 +87,21 @@ export class BatchGate {
       }
       return assertDeletable(em, roots, options);
     };
+    // Shared by every RelationStatements instance (one is made per batch): wrapped once per process.
+    const proto = RelationStatements.prototype as RelationStatements & { [GATED]?: BatchGate };
+    if (!proto[GATED]) {
+      const deleteCheckedBatch = proto.deleteCheckedBatch;
+      proto.deleteCheckedBatch = async function (this: RelationStatements, ...args: Parameters<RelationStatements['deleteCheckedBatch']>) {
+        const result = await deleteCheckedBatch.apply(this, args);
+        const active = proto[GATED]!;
+        if (active.current && active.duringWanted) {
+          active.duringWanted = false;
+          await active.arrive('during');
+        }
+        return result;
+      };
+    }
+    proto[GATED] = gate;
     return gate;
   }
 
