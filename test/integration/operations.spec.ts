@@ -45,6 +45,13 @@ describe('operating the module', () => {
       const receipt = await app.deletions.destroy(Owner, owner);
       await waitUntil(async () => seen.length > 0, 10_000, 'the recording listener called');
       expect(seen).toEqual([expect.objectContaining({ requestId: receipt.requestId, root: true })]);
+      // The event is emitted from inside the job, which ends when its processor returns, just after:
+      // wait for it to leave 'active', then it must have completed (a throwing listener fails nothing).
+      const settled = async () => {
+        const job = await app.queue.getJob(receipt.requestId!);
+        return job === undefined || (await job.getState()) !== 'active';
+      };
+      await waitUntil(settled, 5_000, 'the job settled');
       const job = await app.queue.getJob(receipt.requestId!);
       expect(job === undefined || (await job.getState()) === 'completed').toBe(true);
       expect((await app.deletions.status(receipt.requestId!)).state).toBe('completed');
