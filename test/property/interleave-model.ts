@@ -52,6 +52,11 @@ export interface MixConfig {
   readonly fk: boolean;
   /** Whether the kid has its validator (`blocked` refuses); without, the flag means nothing. */
   readonly validated: boolean;
+  /**
+   * Whether an entity hook and a subscriber count the kid's removals. Without, nothing observes
+   * them, and a direct `destroy(Kid, id)` of a validated kid takes the module's own statements.
+   */
+  readonly observed: boolean;
 }
 
 export interface Kid {
@@ -402,7 +407,7 @@ export function describeAction(action: Planned): string {
 }
 
 export function describeConfig(config: MixConfig): string {
-  return `Parent.kids=${config.policy}/${config.batchSize}${config.tombstone ? ', tombstone on Parent' : ''}, ${config.fk ? 'NO ACTION foreign key' : 'no foreign key constraint'}, ${config.validated ? "Kid's validator on blocked" : 'no validator on Kid'}`;
+  return `Parent.kids=${config.policy}/${config.batchSize}${config.tombstone ? ', tombstone on Parent' : ''}, ${config.fk ? 'NO ACTION foreign key' : 'no foreign key constraint'}, ${config.validated ? "Kid's validator on blocked" : 'no validator on Kid'}${config.observed ? '' : ', nothing observes Kid'}`;
 }
 
 function ordinal(n: number): string {
