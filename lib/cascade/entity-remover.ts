@@ -2,10 +2,10 @@ import { ChangeSet, ChangeSetType, EventType, helper, type EntityManager, type E
 import { Inject, Injectable } from '@nestjs/common';
 import { PolicyRegistry } from '../registry/policy-registry.js';
 import { deleteRows } from '../sql/row-statements.js';
-import { OrmObservers } from './orm-observers.js';
+import { DELETE_EVENTS, LOAD_EVENTS, OrmObservers } from './orm-observers.js';
 
 /** What loading and removing a row through the ORM would dispatch for it. */
-const LOAD_AND_DELETE_EVENTS = [EventType.onInit, EventType.onLoad, EventType.beforeDelete, EventType.afterDelete] as const;
+const LOAD_AND_DELETE_EVENTS = [...LOAD_EVENTS, ...DELETE_EVENTS];
 
 /**
  * Removes pages of loaded children "through the ORM", as `destroy`, `destroyAsync` and the purge of

@@ -1,4 +1,4 @@
-import { EventType, LockMode, QueryHelper, ReferenceKind, Utils, type EntityManager, type EntityMetadata, type FilterQuery } from '@mikro-orm/core';
+import { LockMode, QueryHelper, ReferenceKind, Utils, type EntityManager, type EntityMetadata, type FilterQuery } from '@mikro-orm/core';
 import { Inject, Injectable } from '@nestjs/common';
 import { PolicyRegistry, type EntityPolicy } from '../registry/policy-registry.js';
 import { EntityKeys } from '../sql/entity-keys.js';
@@ -7,11 +7,8 @@ import { TOMBSTONE_FILTER } from '../registry/registry.factory.js';
 import { deleteRows, lockRowKeys, markRows } from '../sql/row-statements.js';
 import { CascadeContext, type DestroyScope } from './cascade-context.js';
 import { CascadeExecutor } from './cascade-executor.js';
-import { OrmObservers } from './orm-observers.js';
+import { DELETE_EVENTS, LOAD_EVENTS, OrmObservers, UPDATE_EVENTS } from './orm-observers.js';
 
-const DELETE_EVENTS = [EventType.beforeDelete, EventType.afterDelete] as const;
-const UPDATE_EVENTS = [EventType.beforeUpdate, EventType.afterUpdate] as const;
-const LOAD_EVENTS = [EventType.onInit, EventType.onLoad] as const;
 
 /**
  * `destroy()` without a flush. A flush that removes one row does a great deal nobody sees when
@@ -19,8 +16,9 @@ const LOAD_EVENTS = [EventType.onInit, EventType.onLoad] as const;
  * every subscriber, snapshots the entity and writes the row's statement through the query builder.
  * When no entity hook and no application subscriber would run for the row's removal (its UPDATE in
  * tombstone mode), and the ORM would change no further row for it (no cascade, no orphan removal,
- * no pivot), the row locked by `destroy()` is checked and its policies applied exactly as the
- * subscriber would, and its own DELETE (or tombstone UPDATE) is one statement of the module's.
+ * no pivot), the row is locked in `destroy()`'s transaction, checked and its policies applied
+ * exactly as the subscriber would, and its own DELETE (or tombstone UPDATE) is one statement of the
+ * module's.
  *
  * What depends on metadata is decided once per entity; subscribers are asked at each call. Anything
  * else (inheritance, a composite key, a tombstone that is not a date, a version or `onUpdate`

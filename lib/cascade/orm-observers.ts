@@ -4,6 +4,12 @@ import { ModuleRef } from '@nestjs/core';
 import { DELETION_SUBSCRIBER } from '../deletion.constants.js';
 
 const FLUSH_EVENTS = [EventType.beforeFlush, EventType.onFlush, EventType.afterFlush] as const;
+/** What removing a row through the ORM dispatches for it. */
+export const DELETE_EVENTS = [EventType.beforeDelete, EventType.afterDelete] as const;
+/** What updating a row through the ORM dispatches for it (a tombstone mark). */
+export const UPDATE_EVENTS = [EventType.beforeUpdate, EventType.afterUpdate] as const;
+/** What loading a row through the ORM dispatches for it. */
+export const LOAD_EVENTS = [EventType.onInit, EventType.onLoad] as const;
 
 /**
  * What removing a row through MikroORM does beyond its own statement, and who in the application

@@ -35,7 +35,7 @@ export async function addRequestProgress(em: EntityManager, requests: EntityMeta
   await run(em, sql, params);
 }
 
-/** The statement of `addRequestProgress`, to run as part of another (see `withStatement`). */
+/** The statement of `addRequestProgress`, for a caller that runs it within another (see `deleteRows`, `markRows`). */
 export function requestProgressUpdate(em: EntityManager, requests: EntityMetadata, id: string, entries: Readonly<Record<string, unknown>>): SqlFragment {
   const table = EntityTable.of(em, requests);
   const progress = table.column('progress');
