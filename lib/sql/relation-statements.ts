@@ -111,9 +111,13 @@ export class RelationStatements {
       return run(em, `delete from ${table.name} as v where ${where.sql} and ${chosen.sql}`, [...where.params, ...chosen.params]);
     }
     // The outer condition is re-checked on a row another transaction changed meanwhile: a child moved
-    // to another parent after the subquery chose it stays.
+    // to another parent after the subquery chose it stays. A single-column key goes through an array
+    // (`= any(array(...))`): the batch is chosen once and its rows found by key, where `in (...)`
+    // lets the planner hash-join the batch against a scan of every child of the parent, each batch.
     const key = table.keyExpression('v');
-    return run(em, `delete from ${table.name} as v where ${where.sql} and ${key} in (select ${key} from ${from} where ${where.sql} order by ${key} limit ?)`, [
+    const batch = `select ${key} from ${from} where ${where.sql} order by ${key} limit ?`;
+    const chosen = table.keys.columns.length === 1 ? `${key} = any(array(${batch}))` : `${key} in (${batch})`;
+    return run(em, `delete from ${table.name} as v where ${where.sql} and ${chosen}`, [
       ...where.params,
       ...where.params,
       limit,
