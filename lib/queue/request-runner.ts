@@ -13,6 +13,7 @@ import { CascadeBatches } from './cascade-batches.js';
 import { DeletionOrphan } from '../outbox/deletion-orphan.entity.js';
 import { DeletionStalledError } from '../errors/deletion-stalled.error.js';
 import { RequestCompletion } from './request-completion.js';
+import { lockRequest, updateRequest } from '../sql/request-statements.js';
 
 /** Walks of one relation after which children still appearing fail the request (it makes no progress). */
 const MAX_WALKS = 5;
@@ -86,18 +87,15 @@ export class RequestRunner {
   }
 
   private async step(em: EntityManager, requestId: string): Promise<Step> {
-    const request = await em.findOne(DeletionRequest, { id: requestId }, { lockMode: LockMode.PESSIMISTIC_WRITE });
+    const requests = em.getMetadata().get(DeletionRequest);
+    const request = await lockRequest(em, requests, requestId);
     if (!request) {
       return { kind: 'missing' };
     }
     if (request.state === 'completed' || request.state === 'failed') {
       return { kind: 'finished-before' };
     }
-    if (request.state === 'pending') {
-      request.state = 'running';
-      request.startedAt ??= new Date();
-    }
-    request.updatedAt = new Date();
+    const touched: Partial<DeletionRequest> = request.state === 'pending' ? { state: 'running', startedAt: request.startedAt ?? new Date(), updatedAt: new Date() } : { updatedAt: new Date() };
     const policy = this.policyOf(request);
     const next = policy.relations.find((r) => request.progress[r.relation] && !request.progress[r.relation]!.done);
     if (next) {
@@ -125,9 +123,12 @@ export class RequestRunner {
           progressNow[key] = { ...progressNow[key]!, done: true };
         }
       }
-      request.progress = progressNow;
+      // One statement for the batch's bookkeeping, on the row locked above (a flush of the mapped
+      // entity would compute its change set and build the same UPDATE, every batch).
+      await updateRequest(em, requests, request.id, { ...touched, progress: progressNow });
       return { kind: 'continue' };
     }
+    Object.assign(request, touched);
     if (request.tombstone && (await this.reopenLateChildren(em, policy, request))) {
       return { kind: 'continue' };
     }

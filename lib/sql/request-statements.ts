@@ -27,6 +27,32 @@ export async function insertRequest(em: EntityManager, requests: EntityMetadata,
 }
 
 /**
+ * Locks a request row (`select … for update`) and maps it as `findOne()` would: a managed
+ * entity, or null when there is no such row. Plain SQL: the queue locks its request once per batch.
+ */
+export async function lockRequest<T extends object>(em: EntityManager, requests: EntityMetadata<T>, id: string): Promise<T | null> {
+  const table = EntityTable.of(em, requests);
+  const [row] = await query(em, `select * from ${table.name} where ${table.column('id')} = ? for update`, [id]);
+  return row ? em.map(requests.class, row as never) : null;
+}
+
+/**
+ * Sets columns of a request row by id, each value converted as MikroORM converts it (JSON, dates).
+ * For a row the caller holds locked; the entity it mapped is left as it was, so a flush after this
+ * writes nothing more for it.
+ */
+export async function updateRequest(em: EntityManager, requests: EntityMetadata, id: string, values: Readonly<Record<string, unknown>>): Promise<void> {
+  const table = EntityTable.of(em, requests);
+  const platform = em.getPlatform();
+  const names = Object.keys(values);
+  const params = names.map((name) => {
+    const { customType } = propertyOf(requests, name)!;
+    return customType ? customType.convertToDatabaseValue(values[name], platform, { mode: 'query' }) : values[name];
+  });
+  await run(em, `update ${table.name} set ${names.map((name) => `${table.column(name)} = ?`).join(', ')} where ${table.column('id')} = ?`, [...params, id]);
+}
+
+/**
  * Merges `entries` into a request row's progress (`progress || entries`, one statement): the paths
  * of synchronous policies its deletion ran in the request's own transaction.
  */
