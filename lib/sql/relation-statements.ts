@@ -134,16 +134,19 @@ export class RelationStatements {
   async deleteCheckedBatch(em: EntityManager, parentIds: readonly unknown[], limit: number, checks: readonly SqlFragment[]): Promise<{ batch: number; blocked: number; deleted: number }> {
     const { table, from, where } = this.children(em, parentIds);
     const blocked = checks.length === 0 ? 'false' : checks.map((check) => `coalesce(${check.sql}, false)`).join(' or ');
-    const matches = table
-      .keyColumns('d')
-      .map((column, i) => `${column} = b.${quote(`k${i}`)}`)
-      .join(' and ');
+    // The locked rows by key: through an array for a single-column key (found by key, where a join
+    // lets the planner hash the batch against a scan of the whole table; see `deleteBatch`).
+    const columns = table.keyColumns('d');
+    const locked =
+      columns.length === 1
+        ? `where ${columns[0]} = any(array(select b.${quote('k0')} from b))`
+        : `using b where ${columns.map((column, i) => `${column} = b.${quote(`k${i}`)}`).join(' and ')}`;
     // The checks sit in the locking select: a row changed while this statement waited for its lock
     // is checked as it is after that change, as the separate validator statement would see it.
     const sql =
       `with b as (select ${table.selectKey('v', 'k')}, (${blocked}) as blocked from ${from} where ${where.sql} ` +
       `order by ${table.keyColumns('v').join(', ')} limit ? for update of v), ` +
-      `gone as (delete from ${table.name} as d using b where ${matches} and not exists (select 1 from b where b.blocked) returning 1) ` +
+      `gone as (delete from ${table.name} as d ${locked} and not exists (select 1 from b where b.blocked) returning 1) ` +
       `select (select count(*) from b) as batch, (select count(*) from b where b.blocked) as blocked, (select count(*) from gone) as deleted`;
     const [row] = await query<{ batch: string; blocked: string; deleted: string }>(em, sql, [...checks.flatMap((check) => check.params), ...where.params, limit]);
     return { batch: Number(row?.batch ?? 0), blocked: Number(row?.blocked ?? 0), deleted: Number(row?.deleted ?? 0) };

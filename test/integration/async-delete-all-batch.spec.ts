@@ -13,7 +13,7 @@ import { whilePaused } from '../support/worker-control.js';
 /**
  * A queued `deleteAllAsync` batch over children whose validators are all set-based and read the
  * child row alone: it locks, checks and deletes in one statement (`with b as (select … for update
- * of v), gone as (delete … using b …)`), deletes nothing when a row of the batch is blocked (the
+ * of v), gone as (delete … where key = any(array(select … from b)) …)`), deletes nothing when a row of the batch is blocked (the
  * three-statement path then names the blockers), and checks a row as it is after the change it
  * waited for. A validator that reads another row keeps the three-statement path.
  */
@@ -167,7 +167,7 @@ async function destroyAndSettle<T extends { id: number }>(
 
 /** The one-statement batches over `table`. */
 const checkedBatches = (statements: readonly string[], table: string) =>
-  QueryLog.matching(statements, new RegExp(`^with b as \\(select .* from "${table}" as v where .* for update of v\\), gone as \\(delete from "${table}" as d using b `, 's'));
+  QueryLog.matching(statements, new RegExp(`^with b as \\(select .* from "${table}" as v where .* for update of v\\), gone as \\(delete from "${table}" as d (using b |where \\S+ = any\\(array\\(select b\\."k0" from b\\)\\) )`, 's'));
 /** The standalone locking selects of the three-statement path. */
 const lockingSelects = (statements: readonly string[], table: string) =>
   QueryLog.matching(statements, new RegExp(`^select .* from "${table}" as v where .* limit \\S+ for update of v$`, 's'));
