@@ -61,11 +61,11 @@ export class CascadeBatches {
           // Exactly the rows the validators pass are deleted, and only while they still belong here.
           const keys = await statements.nextKeys(em, parentIds, size);
           await this.hoister.assertDeletable(em, { meta: relation.childMeta, ids: keys, path }, { descend: false });
-          const count = await statements.deleteBatch(em, parentIds, size, keys);
+          const count = await statements.deleteKeys(em, parentIds, keys);
           return { count, cursor: null, done: keys.length < size };
         }
-        const count = await statements.deleteBatch(em, parentIds, size);
-        return { count, cursor: null, done: count < size };
+        const batch = await statements.deleteNextBatch(em, parentIds, size);
+        return { count: batch.deleted, cursor: null, done: batch.batch < size };
       }
       case 'nullifyThenPurge':
         return this.purgeOrphans(em, relation, request, progress, size);

@@ -100,28 +100,33 @@ export class RelationStatements {
   }
 
   /**
-   * `deleteAllAsync`: deletes one batch of children. With `keys`, exactly those (the rows the
-   * validators just passed) and only while they still belong to these parents; without, the next
-   * `limit` children in key order, in one statement.
+   * `deleteAllAsync` after its validators passed: deletes exactly `keys` (the rows they passed,
+   * locked), and only while they still belong to these parents.
    */
-  async deleteBatch(em: EntityManager, parentIds: readonly unknown[], limit: number, keys?: readonly unknown[]): Promise<number> {
+  async deleteKeys(em: EntityManager, parentIds: readonly unknown[], keys: readonly unknown[]): Promise<number> {
+    const { table, where } = this.children(em, parentIds);
+    const chosen = table.keyIn(keys, 'v');
+    return run(em, `delete from ${table.name} as v where ${where.sql} and ${chosen.sql}`, [...where.params, ...chosen.params]);
+  }
+
+  /**
+   * `deleteAllAsync` with no validators: chooses the next `limit` children in key order and deletes
+   * those that still belong to these parents, in one statement. Returns how many it chose (`batch`:
+   * fewer than `limit` means none is left after them) and how many it deleted: a chosen row another
+   * transaction moved to another parent, or deleted, meanwhile is re-checked and left, so `deleted`
+   * alone cannot say whether the walk is over.
+   */
+  async deleteNextBatch(em: EntityManager, parentIds: readonly unknown[], limit: number): Promise<{ batch: number; deleted: number }> {
     const { table, from, where } = this.children(em, parentIds);
-    if (keys) {
-      const chosen = table.keyIn(keys, 'v');
-      return run(em, `delete from ${table.name} as v where ${where.sql} and ${chosen.sql}`, [...where.params, ...chosen.params]);
-    }
-    // The outer condition is re-checked on a row another transaction changed meanwhile: a child moved
-    // to another parent after the subquery chose it stays. A single-column key goes through an array
-    // (`= any(array(...))`): the batch is chosen once and its rows found by key, where `in (...)`
-    // lets the planner hash-join the batch against a scan of every child of the parent, each batch.
-    const key = table.keyExpression('v');
-    const batch = `select ${key} from ${from} where ${where.sql} order by ${key} limit ?`;
-    const chosen = table.keys.columns.length === 1 ? `${key} = any(array(${batch}))` : `${key} in (${batch})`;
-    return run(em, `delete from ${table.name} as v where ${where.sql} and ${chosen}`, [
-      ...where.params,
-      ...where.params,
-      limit,
-    ]);
+    const key = singleKey(table, 'v');
+    // The batch goes through an array: chosen once and its rows found by key, where `in (select ...)`
+    // lets the planner hash-join it against a scan of every child of the parent, on every batch.
+    const sql =
+      `with b as (select ${key} as k from ${from} where ${where.sql} order by ${key} limit ?), ` +
+      `gone as (delete from ${table.name} as v where ${where.sql} and ${key} = any(array(select b.k from b)) returning 1) ` +
+      `select (select count(*) from b) as batch, (select count(*) from gone) as deleted`;
+    const [row] = await query<{ batch: string; deleted: string }>(em, sql, [...where.params, limit, ...where.params]);
+    return { batch: Number(row?.batch ?? 0), deleted: Number(row?.deleted ?? 0) };
   }
 
   /**
@@ -134,13 +139,9 @@ export class RelationStatements {
   async deleteCheckedBatch(em: EntityManager, parentIds: readonly unknown[], limit: number, checks: readonly SqlFragment[]): Promise<{ batch: number; blocked: number; deleted: number }> {
     const { table, from, where } = this.children(em, parentIds);
     const blocked = checks.length === 0 ? 'false' : checks.map((check) => `coalesce(${check.sql}, false)`).join(' or ');
-    // The locked rows by key: through an array for a single-column key (found by key, where a join
-    // lets the planner hash the batch against a scan of the whole table; see `deleteBatch`).
-    const columns = table.keyColumns('d');
-    const locked =
-      columns.length === 1
-        ? `where ${columns[0]} = any(array(select b.${quote('k0')} from b))`
-        : `using b where ${columns.map((column, i) => `${column} = b.${quote(`k${i}`)}`).join(' and ')}`;
+    // The locked rows by key, through an array (a join lets the planner hash the batch against a
+    // scan of the whole table; see `deleteNextBatch`).
+    const locked = `where ${singleKey(table, 'd')} = any(array(select b.${quote('k0')} from b))`;
     // The checks sit in the locking select: a row changed while this statement waited for its lock
     // is checked as it is after that change, as the separate validator statement would see it.
     const sql =
@@ -220,4 +221,16 @@ function placeholders(n: number): string {
 function bindAll(em: EntityManager, meta: EntityMetadata, keys: readonly unknown[]): unknown[] {
   const { keys: codec } = EntityTable.of(em, meta);
   return keys.flatMap((key) => codec.bind(key));
+}
+
+/**
+ * The key column of a `deleteAllAsync` child: the policy takes single-column keys only (composite
+ * children are refused at boot), and its batch statements rely on it.
+ */
+function singleKey(table: EntityTable, alias: string): string {
+  const columns = table.keyColumns(alias);
+  if (columns.length !== 1) {
+    throw new Error(`${table.meta.className}: a deleteAllAsync batch needs a single-column primary key.`);
+  }
+  return columns[0]!;
 }
