@@ -39,6 +39,14 @@ export function createPolicyRegistry(orm: MikroORM, options: ResolvedDeletionOpt
       'set implicitTransactions: true (the default on PostgreSQL) in your MikroORM configuration.',
     );
   }
+  if (registry.all().length > 0 && orm.config.get('disableIdentityMap') === true) {
+    throw DeletionConfigurationError.create(
+      'DELETION_CONFIG_IDENTITY_MAP',
+      { option: 'disableIdentityMap' },
+      "MikroORM's disableIdentityMap is true, so the rows the module loads are tracked by no entity manager: a flush would not save a queued request's state (it would stay running forever) and removals of loaded rows could be missed.",
+      'remove disableIdentityMap from your MikroORM configuration, and pass { disableIdentityMap: true } to the find() calls that need it.',
+    );
+  }
   installTombstoneFilter(orm, registry);
   return registry;
 }
