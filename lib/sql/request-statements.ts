@@ -15,15 +15,17 @@ export const REQUEST_COLUMNS = ['id', 'rootId', 'parentId', 'entity', 'parentIds
  */
 export async function insertRequest(em: EntityManager, requests: EntityMetadata, row: Readonly<Record<(typeof REQUEST_COLUMNS)[number], unknown>>, guard?: SqlFragment): Promise<boolean> {
   const table = EntityTable.of(em, requests);
-  const platform = em.getPlatform();
-  const values = REQUEST_COLUMNS.map((name) => {
-    const { customType } = propertyOf(requests, name)!;
-    return customType ? customType.convertToDatabaseValue(row[name], platform, { mode: 'query' }) : row[name];
-  });
+  const values = REQUEST_COLUMNS.map((name) => databaseValue(em, requests, name, row[name]));
   const columns = `insert into ${table.name} (${REQUEST_COLUMNS.map((name) => table.column(name)).join(', ')})`;
   const placeholders = values.map(() => '?').join(', ');
   const [sql, params] = guard ? [`${columns} select ${placeholders} where ${guard.sql}`, [...values, ...guard.params]] : [`${columns} values (${placeholders})`, values];
   return (await run(em, sql, params)) > 0;
+}
+
+/** A request property's value as MikroORM writes it (its type's conversion: JSON, dates). */
+function databaseValue(em: EntityManager, requests: EntityMetadata, name: string, value: unknown): unknown {
+  const { customType } = propertyOf(requests, name)!;
+  return customType ? customType.convertToDatabaseValue(value, em.getPlatform(), { mode: 'query' }) : value;
 }
 
 /**
@@ -43,12 +45,8 @@ export async function lockRequest<T extends object>(em: EntityManager, requests:
  */
 export async function updateRequest(em: EntityManager, requests: EntityMetadata, id: string, values: Readonly<Record<string, unknown>>): Promise<void> {
   const table = EntityTable.of(em, requests);
-  const platform = em.getPlatform();
   const names = Object.keys(values);
-  const params = names.map((name) => {
-    const { customType } = propertyOf(requests, name)!;
-    return customType ? customType.convertToDatabaseValue(values[name], platform, { mode: 'query' }) : values[name];
-  });
+  const params = names.map((name) => databaseValue(em, requests, name, values[name]));
   await run(em, `update ${table.name} set ${names.map((name) => `${table.column(name)} = ?`).join(', ')} where ${table.column('id')} = ?`, [...params, id]);
 }
 
