@@ -1,6 +1,6 @@
 import * as fc from 'fast-check';
-import { POLICY_NAMES } from '../../lib/index.js';
-import { LEVELS, RELATIONS, type Level, type RelationName } from './fixtures/node-lanes.js';
+import { POLICY_NAMES, type PolicyName } from '../../lib/index.js';
+import { LEVELS, PARENT_LEVELS, RELATIONS, type Level, type RelationName } from './fixtures/node-lanes.js';
 import { describeScenario, type PolicyConfig, type RelationConfig, type Row, type Scenario } from './model.js';
 
 /**
@@ -54,7 +54,22 @@ export interface GeneratedCase {
    * The rows to delete, run last-first (a later one may be gone already): `tree` counts from the
    * last tree (0: `main`), `row` counts the tree's rows depth-first (0: its root).
    */
-  targets: { tree: number; row: number }[];
+  targets: { tree: number; row: number; child?: number | null }[];
+  /**
+   * Required lanes only: rows to hide, each a row of a filtered level (L0, L1a, L2) of a tree, the
+   * root included (`row` counts them depth-first). `mark`: tombstone it instead, where the
+   * configuration puts L0 in tombstone mode and the row is an L0.
+   */
+  hide?: { tree: number; row: number; mark: boolean }[];
+}
+
+/** What a lane kind's cases may hold beyond the rows and targets every kind has. */
+export interface CaseOptions {
+  /**
+   * Hidden and tombstoned rows, and targets that are often a child of the row picked (a child of
+   * a hidden row): for required lanes.
+   */
+  readonly hiding?: boolean;
 }
 
 /** About one row in five is flagged; shrinks towards unflagged. */
@@ -67,57 +82,88 @@ const l1a: fc.Arbitrary<GenL1a> = fc.record({ flag, c: children(l2) });
 const l1b: fc.Arbitrary<GenL1b> = fc.record({ flag });
 const l0: fc.Arbitrary<GenL0> = fc.record({ flag, a: children(l1a), b: children(l1b) });
 
-const tree: fc.Arbitrary<GenTree> = fc.oneof(
-  { weight: 8, arbitrary: l0.map((node) => ({ level: 'l0' as const, node })) },
-  { weight: 1, arbitrary: l1a.map((node) => ({ level: 'l1a' as const, node })) },
-  { weight: 1, arbitrary: l1b.map((node) => ({ level: 'l1b' as const, node })) },
-  { weight: 1, arbitrary: l2.map((node) => ({ level: 'l2' as const, node })) },
-  { weight: 1, arbitrary: l3.map((node) => ({ level: 'l3' as const, node })) },
-);
+/** A tree rooted at L0 `rootWeight` times in `rootWeight + 4`, else at any other level. */
+const treeOf = (rootWeight: number): fc.Arbitrary<GenTree> =>
+  fc.oneof(
+    { weight: rootWeight, arbitrary: l0.map((node) => ({ level: 'l0' as const, node })) },
+    { weight: 1, arbitrary: l1a.map((node) => ({ level: 'l1a' as const, node })) },
+    { weight: 1, arbitrary: l1b.map((node) => ({ level: 'l1b' as const, node })) },
+    { weight: 1, arbitrary: l2.map((node) => ({ level: 'l2' as const, node })) },
+    { weight: 1, arbitrary: l3.map((node) => ({ level: 'l3' as const, node })) },
+  );
+const tree = treeOf(8);
+/** On required lanes a tree rooted below L0 is an orphan, whose root is never found: fewer of them. */
+const mostlyRootedTree = treeOf(16);
 
-/** A case on one of the configurations `configIndexes` (indexes into the pool; shrinks towards the first). */
-export function generatedCase(configIndexes: readonly number[]): fc.Arbitrary<GeneratedCase> {
-  return fc.record({
+/** Mostly a tree's root; sometimes any row of it. */
+const rowOfTree = fc.oneof({ weight: 3, arbitrary: fc.constant(0) }, { weight: 1, arbitrary: fc.nat(1000) });
+
+/**
+ * A case on one of the configurations `configIndexes` (indexes into the pool; shrinks towards the
+ * first). Without options, exactly the cases the kinds always had (a seed replays them).
+ */
+export function generatedCase(configIndexes: readonly number[], options: CaseOptions = {}): fc.Arbitrary<GeneratedCase> {
+  const trees = options.hiding ? mostlyRootedTree : tree;
+  const common = {
     configIndex: fc.constantFrom(...configIndexes),
-    others: fc.array(tree, { maxLength: MAX_TREES - 1 }),
-    main: tree,
+    others: fc.array(trees, { maxLength: MAX_TREES - 1 }),
+    main: trees,
     validatorLevels: fc.subarray([...LEVELS]),
     interleaveIds: fc.boolean(),
+  };
+  if (!options.hiding) {
+    return fc.record({ ...common, targets: fc.array(fc.record({ tree: fc.nat(MAX_TREES - 1), row: rowOfTree }), { minLength: 1, maxLength: MAX_DELETIONS }) });
+  }
+  return fc.record({
+    ...common,
     targets: fc.array(
       fc.record({
         tree: fc.nat(MAX_TREES - 1),
-        // Mostly a tree's root; sometimes any row of it.
-        row: fc.oneof({ weight: 3, arbitrary: fc.constant(0) }, { weight: 1, arbitrary: fc.nat(1000) }),
+        row: rowOfTree,
+        // Half the time a child of the row picked (the row itself when it has none).
+        child: fc.option(fc.nat(MAX_FAN_OUT * 2), { nil: null, freq: 2 }),
       }),
       { minLength: 1, maxLength: MAX_DELETIONS },
     ),
+    // Any row of a filtered level, the root no more often than another: hidden rows under a deleted
+    // row as well as hidden parents of a target.
+    hide: fc.array(fc.record({ tree: fc.nat(MAX_TREES - 1), row: fc.nat(1000), mark: fc.boolean() }), { maxLength: 4 }),
   });
 }
 
-const relationConfig: fc.Arbitrary<RelationConfig> = fc.record({ policy: fc.constantFrom(...POLICY_NAMES), batchSize: fc.constantFrom(...BATCH_SIZES) });
+const relationConfigOf = (policies: readonly PolicyName[]): fc.Arbitrary<RelationConfig> =>
+  fc.record({ policy: fc.constantFrom(...policies), batchSize: fc.constantFrom(...BATCH_SIZES) });
 
-export const policyConfig: fc.Arbitrary<PolicyConfig> = fc.record({
-  relations: fc.record({ a: relationConfig, b: relationConfig, c: relationConfig, d: relationConfig }),
-  tombstone: fc.boolean(),
-});
+/** A configuration whose relations take the policies `policies` (all of them by default). */
+export function policyConfigOf(policies: readonly PolicyName[] = POLICY_NAMES, required = false): fc.Arbitrary<PolicyConfig> {
+  const relationConfig = relationConfigOf(policies);
+  return fc.record({
+    relations: fc.record({ a: relationConfig, b: relationConfig, c: relationConfig, d: relationConfig }),
+    tombstone: fc.boolean(),
+    ...(required ? { required: fc.constant(true) } : {}),
+  });
+}
+
+export const policyConfig: fc.Arbitrary<PolicyConfig> = policyConfigOf();
 
 /**
- * Seven configurations in which every relation takes every policy once (a Latin square: relation
- * k of configuration i has policy (i + 2k) mod 7), with batch sizes and tombstone mode varied.
+ * Configurations in which every relation takes every policy of `policies` once (a Latin square:
+ * relation k of configuration i has policy (i + 2k) mod n; n is 7, or 5 for a required lane, both
+ * prime to 2), with batch sizes and tombstone mode varied.
  */
-export function coverageConfigs(): PolicyConfig[] {
-  return POLICY_NAMES.map((_, i) => {
+export function coverageConfigs(policies: readonly PolicyName[] = POLICY_NAMES, required = false): PolicyConfig[] {
+  return policies.map((_, i) => {
     const relations = {} as Record<RelationName, RelationConfig>;
     RELATIONS.forEach((r, k) => {
-      relations[r.name] = { policy: POLICY_NAMES[(i + 2 * k) % POLICY_NAMES.length]!, batchSize: BATCH_SIZES[(i + k) % BATCH_SIZES.length]! };
+      relations[r.name] = { policy: policies[(i + 2 * k) % policies.length]!, batchSize: BATCH_SIZES[(i + k) % BATCH_SIZES.length]! };
     });
-    return { relations, tombstone: i % 2 === 1 };
+    return { relations, tombstone: i % 2 === 1, ...(required ? { required: true } : {}) };
   });
 }
 
 /** `count` configurations drawn from `seed`: the same seed gives the same pool. */
-export function randomConfigs(seed: number, count: number): PolicyConfig[] {
-  return count > 0 ? fc.sample(policyConfig, { seed, numRuns: count }) : [];
+export function randomConfigs(seed: number, count: number, arbitrary: fc.Arbitrary<PolicyConfig> = policyConfig): PolicyConfig[] {
+  return count > 0 ? fc.sample(arbitrary, { seed, numRuns: count }) : [];
 }
 
 /**
@@ -152,6 +198,12 @@ export function toScenario(
   };
   const trees = [...generated.others, generated.main];
   trees.forEach((t, i) => visit(t.level, t.node, null, i, i));
+  const config = pool[generated.configIndex]!;
+  /** The row `row` of the tree `t` counted from the last tree (depth-first; wraps). */
+  const pick = (t: number, row: number) => {
+    const treeRows = pending.filter((p) => p.tree === trees.length - 1 - (t % trees.length));
+    return treeRows[row % treeRows.length]!;
+  };
 
   // Levels in LEVELS order, so a parent always has its id before its children are sorted by it.
   for (const level of LEVELS) {
@@ -161,24 +213,40 @@ export function toScenario(
       : atLevel;
     ordered.forEach((p, i) => (p.id = i + 1));
   }
+  // Required lanes: rows hidden (their level's application filter) or tombstoned (L0 in tombstone
+  // mode), each picked among a tree's rows of the filtered levels.
+  const hidden = new Set<Pending>();
+  const marked = new Set<Pending>();
+  for (const { tree: t, row, mark } of config.required ? (generated.hide ?? []) : []) {
+    const candidates = pending.filter((p) => p.tree === trees.length - 1 - (t % trees.length) && PARENT_LEVELS.includes(p.level));
+    const chosen = candidates.length > 0 ? candidates[row % candidates.length]! : undefined;
+    if (chosen) {
+      (mark && config.tombstone && chosen.level === 'l0' ? marked : hidden).add(chosen);
+    }
+  }
+  /** Required lanes: a tree rooted below L0 is an orphan, its parent key naming no row (as in the orphan window, DESIGN 2.2). */
+  const danglingParent = (p: Pending) => pending.filter((q) => q.level === RELATIONS.find((r) => r.child === p.level)!.parent).length + 1 + p.tree;
   const rows: Row[] = pending.map((p) => ({
     level: p.level,
     id: p.id!,
-    parent: p.parent ? p.parent.id! : null,
+    parent: p.parent ? p.parent.id! : config.required && p.level !== 'l0' ? danglingParent(p) : null,
     tag: tagOf(p.level, p.id!),
     blocked: p.node.flag && generated.validatorLevels.includes(p.level),
+    ...(hidden.has(p) ? { hidden: true } : {}),
+    ...(marked.has(p) ? { marked: true } : {}),
   }));
   // fast-check shrinks an array by dropping its first elements: counted from the last tree, a
   // target survives the removal of the other trees, and the deletions run last-first, so those
   // after a failing deletion are dropped while the ones it depends on stay.
   const targets = generated.targets
-    .map(({ tree: t, row }) => {
-      const treeRows = pending.filter((p) => p.tree === trees.length - 1 - (t % trees.length));
-      const chosen = treeRows[row % treeRows.length]!;
-      return { level: chosen.level, id: chosen.id! };
+    .map(({ tree: t, row, child }) => {
+      const chosen = pick(t, row);
+      const children = child === undefined || child === null ? [] : pending.filter((p) => p.parent === chosen);
+      const target = children.length > 0 ? children[child! % children.length]! : chosen;
+      return { level: target.level, id: target.id! };
     })
     .reverse();
-  const scenario = { configIndex: generated.configIndex, config: pool[generated.configIndex]!, rows, targets };
+  const scenario = { configIndex: generated.configIndex, config, rows, targets };
   return Object.assign(scenario, { [fc.toStringMethod]: () => `\n${header(scenario)}\n${describeScenario(scenario)}\n` });
 }
 

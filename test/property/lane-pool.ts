@@ -1,4 +1,5 @@
-import { coverageConfigs } from './arbitraries.js';
+import { POLICY_NAMES, type PolicyName } from '../../lib/index.js';
+import { coverageConfigs, policyConfigOf, randomConfigs, type CaseOptions } from './arbitraries.js';
 import { KEY_CODECS, KEY_TYPES } from './fixtures/lane-keys.js';
 import { PROP_SCHEMA, getLanes, type Lane, type LaneShape } from './fixtures/node-lanes.js';
 import { isSynchronous, syncCounterpart, type PolicyConfig } from './model.js';
@@ -11,6 +12,11 @@ import { isSynchronous, syncCounterpart, type PolicyConfig } from './model.js';
  * Each kind has its own properties, so a bug of one kind cannot hide the others' behind its
  * counterexample, and its own copy of the seven configurations that put every policy on every
  * relation, so every kind sees every policy.
+ *
+ * The `required` kind's lanes have required (NOT NULL) parent keys and parent levels under an
+ * application filter: their configurations take only the five policies such a key allows (the
+ * module refuses `nullify` and `nullifyThenPurge` on it at boot), and their cases hide and
+ * tombstone rows (arbitraries.ts, `CaseOptions.hiding`).
  */
 export interface LaneKind {
   /** Short name, in the pool listing and the tally: `bigintString`, `schema`. */
@@ -19,7 +25,14 @@ export interface LaneKind {
   readonly title: string;
   /** The lane shape of the kind's `i`-th configuration. */
   shapeOf(i: number): LaneShape;
+  /** The policies its configurations take; every policy when absent (such kinds share the random configurations). */
+  readonly policies?: readonly PolicyName[];
+  /** What its cases hold beyond the common ones. */
+  readonly cases?: CaseOptions;
 }
+
+/** The policies a required (NOT NULL) foreign key allows: all but those that set it to NULL. */
+export const REQUIRED_KEY_POLICIES: readonly PolicyName[] = POLICY_NAMES.filter((p) => p !== 'nullify' && p !== 'nullifyThenPurge');
 
 const OTHER_KEYS = KEY_TYPES.filter((key) => key !== 'integer');
 
@@ -36,7 +49,22 @@ export const LANE_KINDS: readonly LaneKind[] = [
     // Consecutive configurations change both the key type and the naming: every key type meets both namings within ten.
     shapeOf: (i: number): LaneShape => ({ key: OTHER_KEYS[i % OTHER_KEYS.length]!, naming: i % 2 === 0 ? 'schema' : 'quoted' }),
   },
+  // Required parent keys and filtered parents: `destroy()` of a row whose parent is hidden,
+  // tombstoned or gone is "not found", as `findOne()` has it, on the module's lean path too.
+  {
+    name: 'required',
+    title: 'integer keys, required parent keys, parents hidden by an application filter or tombstoned',
+    shapeOf: (): LaneShape => ({ key: 'integer', naming: 'plain', required: true }),
+    policies: REQUIRED_KEY_POLICIES,
+    cases: { hiding: true },
+  },
 ];
+
+/** The kinds that take every policy: they share the random configurations. */
+const SHARING_KINDS = LANE_KINDS.filter((kind) => !kind.policies);
+
+/** The random configurations by default: two per kind that takes every policy. */
+export const DEFAULT_RANDOM_CONFIGS = 2 * SHARING_KINDS.length;
 
 export interface PoolEntry {
   /** Position in the pool (what a generated case's `configIndex` points at). */
@@ -49,13 +77,23 @@ export interface PoolEntry {
 }
 
 /**
- * Every kind gets the seven covering configurations, then the `random` ones dealt round-robin
- * over the kinds. Lanes 0 … n-1 carry the pool's configurations, the next ones their counterparts.
+ * Every kind gets the covering configurations of its policies (seven, or five), then random ones:
+ * `count` configurations drawn from `seed` dealt round-robin over the kinds that take every policy
+ * (as the pool always had them), and as many per kind drawn from the kind's own policies for each
+ * other kind. Lanes 0 … n-1 carry the pool's configurations, the next ones their counterparts.
  */
-export function buildPool(random: readonly PolicyConfig[]): { pool: PoolEntry[]; lanes: readonly Lane[] } {
-  const planned = LANE_KINDS.flatMap((kind, k) =>
-    [...coverageConfigs(), ...random.filter((_, j) => j % LANE_KINDS.length === k)].map((config, i) => ({ kind, config, shape: kind.shapeOf(i) })),
-  );
+export function buildPool(seed: number, count: number): { pool: PoolEntry[]; lanes: readonly Lane[] } {
+  const random = randomConfigs(seed, count);
+  const perKind = Math.ceil(count / SHARING_KINDS.length);
+  const configsOf = (kind: LaneKind, k: number): PolicyConfig[] => {
+    if (!kind.policies) {
+      const sharing = SHARING_KINDS.indexOf(kind);
+      return [...coverageConfigs(), ...random.filter((_, j) => j % SHARING_KINDS.length === sharing)];
+    }
+    const required = kind.shapeOf(0).required === true;
+    return [...coverageConfigs(kind.policies, required), ...randomConfigs((seed + 1 + k) % 0x7fffffff, perKind, policyConfigOf(kind.policies, required))];
+  };
+  const planned = LANE_KINDS.flatMap((kind, k) => configsOf(kind, k).map((config, i) => ({ kind, config, shape: kind.shapeOf(i) })));
   const shapes = [...planned.map((p) => p.shape), ...planned.filter((p) => !isSynchronous(p.config)).map((p) => p.shape)];
   const lanes = getLanes(shapes.length, (i) => shapes[i]!);
   let next = planned.length;

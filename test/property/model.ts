@@ -33,6 +33,12 @@ export interface RelationConfig {
 export interface PolicyConfig {
   readonly relations: Readonly<Record<RelationName, RelationConfig>>;
   readonly tombstone: boolean;
+  /**
+   * The lane's parent keys are required (NOT NULL) and its parent levels are under an application
+   * filter on `hidden` (a required lane, fixtures/node-lanes.ts): no `nullify` or `nullifyThenPurge`,
+   * and `findOne()` does not find a row whose parent is hidden, tombstoned or gone.
+   */
+  readonly required?: boolean;
 }
 
 export interface Row {
@@ -42,6 +48,10 @@ export interface Row {
   readonly parent: number | null;
   readonly tag: number;
   readonly blocked: boolean;
+  /** Hidden by the application filter (required lanes' parent levels only). */
+  readonly hidden?: boolean;
+  /** Tombstoned already (L0 in tombstone mode only): its queued deletion is still to come. */
+  readonly marked?: boolean;
 }
 
 export interface Target {
@@ -71,9 +81,16 @@ export interface RestrictViolation {
   readonly timing: 'now' | 'later';
 }
 
+/**
+ * Why `findOne()` does not find the target: no such row (`gone`); the row is hidden by the
+ * application filter or tombstoned; or (required lanes) its parent is, or its parent row is gone:
+ * `findOne()` inner-joins a required to-one parent whose entity has an active filter.
+ */
+export type MissingReason = 'gone' | 'hidden' | 'tombstoned' | 'parent hidden' | 'parent tombstoned' | 'parent gone';
+
 export type Expected =
-  /** The target row does not exist (any more): `DeletionTargetNotFoundError`; nothing changes. */
-  | { readonly kind: 'missing' }
+  /** The target row is not found: `DeletionTargetNotFoundError`; nothing changes. */
+  | { readonly kind: 'missing'; readonly reason: MissingReason }
   /** A validator refuses: `DeletionBlockedError`; nothing changes, nothing is enqueued. */
   | { readonly kind: 'blocked'; readonly blockers: readonly Row[]; readonly restricted: readonly RestrictViolation[] }
   /** A `restrict` relation has children: `DeletionRestrictedError`; nothing changes, nothing is enqueued. */
@@ -103,7 +120,17 @@ export function syncCounterpart(config: PolicyConfig): PolicyConfig {
     const { policy, batchSize } = config.relations[r.name];
     relations[r.name] = { policy: SYNC_COUNTERPART[policy], batchSize };
   }
-  return { relations, tombstone: false };
+  return { relations, tombstone: false, ...(config.required ? { required: true } : {}) };
+}
+
+/**
+ * The rows as a lane of `config` holds them: without tombstone mode a tombstoned row is hidden by
+ * the application filter instead, which every finder treats alike (neither is found, nor is a row
+ * whose required parent is either), and no policy reaches L0. So a case's rows run on both lanes
+ * of a configuration, and the lanes' rows compare through this view.
+ */
+export function rowsFor<R extends Row>(config: Pick<PolicyConfig, 'tombstone'>, rows: readonly R[]): R[] {
+  return config.tombstone ? [...rows] : rows.map((r) => (r.marked ? { ...r, marked: undefined, hidden: true } : r));
 }
 
 /**
@@ -149,8 +176,9 @@ function needsRequest(config: PolicyConfig, level: Level): boolean {
 export function expectedOutcome(deletion: Deletion): Expected {
   const { config, rows } = deletion;
   const target = rows.find((r) => r.level === deletion.target.level && r.id === deletion.target.id);
-  if (!target) {
-    return { kind: 'missing' };
+  const missing = whyNotFound(deletion, target);
+  if (missing || !target) {
+    return { kind: 'missing', reason: missing ?? 'gone' };
   }
   const deleted = new Set<string>([key(target)]);
   const nullified = new Set<string>();
@@ -210,6 +238,38 @@ export function expectedOutcome(deletion: Deletion): Expected {
   return { kind: 'deleted', rows: sortRows(remaining), queue: queuedWork ? 'required' : requestWritten ? 'either' : 'forbidden' };
 }
 
+/**
+ * Why `destroy()` must not find the target (`DeletionService.destroy()` loads the row as
+ * `findOne()` does, under the application's filters: "a hidden row is 'not found'"), or undefined
+ * when it is found:
+ *  - no such row, or the row itself is hidden by the application filter or tombstoned;
+ *  - on a required lane: its parent (the direct to-one; not a grandparent) is hidden, tombstoned,
+ *    or gone. MikroORM's `findOne()` joins a to-one relation whose target entity has an active
+ *    filter (`autoJoinRefsForFilters`) to apply that filter, with an INNER join when the relation
+ *    is required: no parent row passing the parent's filters, no row. Every parent level of a
+ *    required lane has the application filter, so the join is always there. On the other lanes the
+ *    keys are nullable (a LEFT join: the row is found) and no filter hides rows.
+ * The policies see every row: hidden and tombstoned children are deleted, validated and counted
+ * by `restrict` like any other (the module's own statements apply no application filter).
+ */
+function whyNotFound(deletion: Deletion, target: Row | undefined): MissingReason | undefined {
+  if (!target) {
+    return 'gone';
+  }
+  if (target.hidden) {
+    return 'hidden';
+  }
+  if (target.marked) {
+    return 'tombstoned';
+  }
+  const relation = RELATIONS.find((r) => r.child === target.level);
+  if (!deletion.config.required || !relation) {
+    return undefined;
+  }
+  const parent = target.parent === null ? undefined : deletion.rows.find((r) => r.level === relation.parent && r.id === target.parent);
+  return !parent ? 'parent gone' : parent.hidden ? 'parent hidden' : parent.marked ? 'parent tombstoned' : undefined;
+}
+
 /** Each deletion of the scenario with what it must do, on the rows the previous ones left. */
 export function expectedSteps(scenario: Scenario): { deletion: Deletion; expected: Expected }[] {
   let rows = sortRows(scenario.rows);
@@ -251,7 +311,7 @@ export function drawRows(rows: readonly Row[]): string {
   const parentLevel = (level: Level) => RELATIONS.find((r) => r.child === level)?.parent;
   const childrenOf = (row: Row) =>
     RELATIONS.filter((r) => r.parent === row.level).flatMap((r) => sorted.filter((c) => c.level === r.child && c.parent === row.id).map((c) => ({ via: r.name, row: c })));
-  const label = (row: Row) => `${key(row)}${row.blocked ? ' [blocked]' : ''}`;
+  const label = (row: Row) => `${key(row)}${row.blocked ? ' [blocked]' : ''}${row.hidden ? ' [hidden]' : ''}${row.marked ? ' [tombstoned]' : ''}`;
   const lines: string[] = [];
   const draw = (row: Row, prefix: string) => {
     const children = childrenOf(row);
@@ -279,7 +339,7 @@ export function describeScenario(scenario: Scenario): string {
 export function describeExpected(expected: Expected): string {
   switch (expected.kind) {
     case 'missing':
-      return 'not found (DeletionTargetNotFoundError)';
+      return `not found (DeletionTargetNotFoundError)${expected.reason === 'gone' ? '' : `: ${expected.reason}`}`;
     case 'blocked':
       return `refused by validators (DeletionBlockedError): ${expected.blockers.map(key).join(', ')}`;
     case 'restricted':
@@ -298,8 +358,10 @@ export function diffRows(expected: readonly Row[], actual: readonly Row[]): stri
     const found = got.get(k);
     if (!found) {
       out.push(`over-deletion: ${k} is gone but must remain`);
-    } else if (found.parent !== row.parent || found.tag !== row.tag || found.blocked !== row.blocked) {
+    } else if (found.parent !== row.parent || found.tag !== row.tag || found.blocked !== row.blocked || !found.hidden !== !row.hidden) {
       out.push(`changed: ${k} is ${JSON.stringify(found)}, expected ${JSON.stringify(row)}`);
+    } else if (!found.marked !== !row.marked) {
+      out.push(`changed: ${k} is ${found.marked ? 'left tombstoned' : 'no longer tombstoned'}`);
     }
   }
   for (const k of got.keys()) {

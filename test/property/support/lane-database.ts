@@ -2,10 +2,13 @@ import pg from 'pg';
 import { LEVELS, type Lane, type Level } from '../fixtures/node-lanes.js';
 import { sortRows, type Row } from '../model.js';
 
-/** A row as the database holds it, with L0's tombstone column. */
+/** A row as the database holds it, with L0's tombstone column (and `hidden` where the lane has that column). */
 export interface StoredRow extends Row {
   readonly tombstoned: boolean;
 }
+
+/** A fixed tombstone for rows a case starts with already marked (their queued deletion still to come). */
+const MARKED_AT = '2026-01-01T00:00:00Z';
 
 /**
  * Direct SQL on the property tests' database, outside MikroORM and the module: clearing a lane,
@@ -35,17 +38,31 @@ export class LaneDatabase {
     await this.client.query(tables.map((table) => `delete from ${table};`).join('\n'));
   }
 
+  /**
+   * Inserts the rows: `hidden` where the lane has that column, and L0 rows `marked` with a
+   * tombstone (a row hidden or marked on a lane without the column or the tombstone is refused).
+   */
   async insert(lane: Lane, rows: readonly Row[]): Promise<void> {
-    const { id, parent, tag, blocked } = lane.sql.columns;
+    const { id, parent, tag, blocked, hidden, deletedAt } = lane.sql.columns;
     const key = (modelId: number) => this.client.escapeLiteral(lane.keys.text(modelId));
     const statements: string[] = [];
     for (const level of LEVELS) {
       const root = level === 'l0';
-      const values = rows
-        .filter((r) => r.level === level)
-        .map((r) => `(${key(r.id)}, ${root ? '' : `${r.parent === null ? 'null' : key(r.parent)}, `}${int(r.tag)}, ${r.blocked ? 'true' : 'false'})`);
+      const hides = lane.hiddenLevels.includes(level);
+      const atLevel = rows.filter((r) => r.level === level);
+      const strange = atLevel.find((r) => (r.hidden && !hides) || (r.marked && !root));
+      if (strange) {
+        throw new Error(`lane ${lane.index} cannot hold ${JSON.stringify(strange)}`);
+      }
+      const marks = atLevel.some((r) => r.marked);
+      const values = atLevel.map(
+        (r) =>
+          `(${key(r.id)}, ${root ? '' : `${r.parent === null ? 'null' : key(r.parent)}, `}${int(r.tag)}, ${r.blocked ? 'true' : 'false'}` +
+          `${hides ? `, ${r.hidden ? 'true' : 'false'}` : ''}${marks ? `, ${r.marked ? `'${MARKED_AT}'` : 'null'}` : ''})`,
+      );
       if (values.length > 0) {
-        statements.push(`insert into ${lane.sql.tables[level]} (${id}, ${root ? '' : `${parent}, `}${tag}, ${blocked}) values ${values.join(', ')};`);
+        const columns = [id, ...(root ? [] : [parent]), tag, blocked, ...(hides ? [hidden] : []), ...(marks ? [deletedAt] : [])];
+        statements.push(`insert into ${lane.sql.tables[level]} (${columns.join(', ')}) values ${values.join(', ')};`);
       }
     }
     if (statements.length > 0) {
@@ -58,13 +75,19 @@ export class LaneDatabase {
    * library re-keyed, or a foreign key set to another value than null or a parent's key) fails the dump.
    */
   async dump(lane: Lane): Promise<StoredRow[]> {
-    const { id, parent, tag, blocked, deletedAt } = lane.sql.columns;
+    const { id, parent, tag, blocked, deletedAt, hidden } = lane.sql.columns;
     const parts = LEVELS.map((level) => {
       const parentKey = level === 'l0' ? 'null::text' : `${parent}::text`;
       const tombstone = level === 'l0' ? `${deletedAt} is not null` : 'false';
-      return `select '${level}' as level, ${id}::text as id, ${parentKey} as parent, ${tag} as tag, ${blocked} as blocked, ${tombstone} as tombstoned from ${lane.sql.tables[level]}`;
+      const hides = lane.hiddenLevels.includes(level) ? hidden : 'false';
+      return (
+        `select '${level}' as level, ${id}::text as id, ${parentKey} as parent, ${tag} as tag, ${blocked} as blocked, ${hides} as hidden, ` +
+        `${tombstone} as tombstoned from ${lane.sql.tables[level]}`
+      );
     });
-    const { rows } = await this.client.query<{ level: Level; id: string; parent: string | null; tag: number; blocked: boolean; tombstoned: boolean }>(parts.join(' union all '));
+    const { rows } = await this.client.query<{ level: Level; id: string; parent: string | null; tag: number; blocked: boolean; hidden: boolean; tombstoned: boolean }>(
+      parts.join(' union all '),
+    );
     const idOf = (text: string, what: string) => {
       const modelId = lane.keys.idOf(text);
       if (modelId === undefined) {
@@ -73,12 +96,13 @@ export class LaneDatabase {
       return modelId;
     };
     return sortRows(
-      rows.map(({ level, id: key, parent: parentKey, tag: t, blocked: b, tombstoned }): StoredRow => ({
+      rows.map(({ level, id: key, parent: parentKey, tag: t, blocked: b, hidden: h, tombstoned }): StoredRow => ({
         level,
         id: idOf(key, `a ${level} row keyed`),
         parent: parentKey === null ? null : idOf(parentKey, `a ${level} row whose parent is`),
         tag: t,
         blocked: b,
+        ...(h ? { hidden: true } : {}),
         tombstoned,
       })),
     );
