@@ -49,23 +49,26 @@ export class CascadeBatches {
         return { count, cursor: last === undefined ? progress.cursor : children.toJson(children.ofEntity(last)), done: page.length < size };
       }
       case 'deleteAllAsync': {
+        // Keyset batches, as destroyAsync's: each starts after the last key the previous one chose.
+        const after = progress.cursor === null || progress.cursor === undefined ? undefined : children.fromJson(progress.cursor);
+        const cursorAt = (last: unknown) => (last === undefined ? progress.cursor : children.toJson(last));
         if (this.registry.hasValidators(relation.childMeta)) {
           const checks = this.hoister.ownRowChecks(em, relation.childMeta);
           if (checks) {
-            const batch = await statements.deleteCheckedBatch(em, parentIds, size, checks);
+            const batch = await statements.deleteCheckedBatch(em, parentIds, size, checks, after);
             if (batch.blocked === 0) {
-              return { count: batch.deleted, cursor: null, done: batch.batch < size };
+              return { count: batch.deleted, cursor: cursorAt(batch.last), done: batch.batch < size };
             }
             // Refused: nothing was deleted; the full checks below name the blockers, and throw.
           }
           // Exactly the rows the validators pass are deleted, and only while they still belong here.
-          const keys = await statements.nextKeys(em, parentIds, size);
+          const keys = await statements.nextKeys(em, parentIds, size, after);
           await this.hoister.assertDeletable(em, { meta: relation.childMeta, ids: keys, path }, { descend: false });
           const count = await statements.deleteKeys(em, parentIds, keys);
-          return { count, cursor: null, done: keys.length < size };
+          return { count, cursor: cursorAt(keys.at(-1)), done: keys.length < size };
         }
-        const batch = await statements.deleteNextBatch(em, parentIds, size);
-        return { count: batch.deleted, cursor: null, done: batch.batch < size };
+        const batch = await statements.deleteNextBatch(em, parentIds, size, after);
+        return { count: batch.deleted, cursor: cursorAt(batch.last), done: batch.batch < size };
       }
       case 'nullifyThenPurge':
         return this.purgeOrphans(em, relation, request, progress, size);

@@ -35,6 +35,20 @@ export class RelationStatements {
     return tombstone === undefined ? rows : { ...rows, where: { ...rows.where, sql: `${rows.where.sql} and ${rows.table.column(tombstone, 'v')} is null` } };
   }
 
+  /**
+   * The children after `after` in key order (exclusive), all of them when undefined: a keyset batch
+   * starts there, so it does not step over the rows earlier batches deleted (PostgreSQL keeps their
+   * index entries until a vacuum, and a scan from the start reads them all again, every batch).
+   */
+  private childrenAfter(em: EntityManager, parentIds: readonly unknown[], after: unknown) {
+    const rows = this.children(em, parentIds);
+    if (after === undefined) {
+      return rows;
+    }
+    const { table, where } = rows;
+    return { ...rows, where: { sql: `${where.sql} and ${singleKey(table, 'v')} > ?`, params: [...where.params, ...table.keys.bind(after)] } };
+  }
+
   /** How many children (for `restrict`); pivot rows for a many-to-many relation. */
   async count(em: EntityManager, parentIds: readonly unknown[]): Promise<number> {
     if (this.relation.kind === 'm:n') {
@@ -87,9 +101,12 @@ export class RelationStatements {
     });
   }
 
-  /** The keys of the next `limit` children, in key order, locked: the rows a `deleteAllAsync` batch deletes. */
-  async nextKeys(em: EntityManager, parentIds: readonly unknown[], limit: number): Promise<unknown[]> {
-    const { table, from, where } = this.children(em, parentIds);
+  /**
+   * The keys of the next `limit` children in key order after `after` (exclusive; from the first
+   * when undefined), locked: the rows a `deleteAllAsync` batch deletes.
+   */
+  async nextKeys(em: EntityManager, parentIds: readonly unknown[], limit: number, after?: unknown): Promise<unknown[]> {
+    const { table, from, where } = this.childrenAfter(em, parentIds, after);
     // Locked: the validators that run next see these rows as they will be deleted (a row flagged or
     // moved meanwhile waits, and is re-checked).
     const rows = await query(em, `select ${table.selectKey('v', 'k')} from ${from} where ${where.sql} order by ${table.keyColumns('v').join(', ')} limit ? for update of v`, [
@@ -110,23 +127,24 @@ export class RelationStatements {
   }
 
   /**
-   * `deleteAllAsync` with no validators: chooses the next `limit` children in key order and deletes
-   * those that still belong to these parents, in one statement. Returns how many it chose (`batch`:
-   * fewer than `limit` means none is left after them) and how many it deleted: a chosen row another
-   * transaction moved to another parent, or deleted, meanwhile is re-checked and left, so `deleted`
-   * alone cannot say whether the walk is over.
+   * `deleteAllAsync` with no validators: chooses the next `limit` children in key order after
+   * `after` and deletes those that still belong to these parents, in one statement. Returns how many
+   * it chose (`batch`: fewer than `limit` means none is left after them), how many it deleted (a
+   * chosen row another transaction moved to another parent, or deleted, meanwhile is re-checked and
+   * left, so `deleted` alone cannot say whether the walk is over) and the last key chosen.
    */
-  async deleteNextBatch(em: EntityManager, parentIds: readonly unknown[], limit: number): Promise<{ batch: number; deleted: number }> {
-    const { table, from, where } = this.children(em, parentIds);
+  async deleteNextBatch(em: EntityManager, parentIds: readonly unknown[], limit: number, after?: unknown): Promise<{ batch: number; deleted: number; last: unknown }> {
+    const { table, where } = this.children(em, parentIds);
+    const next = this.childrenAfter(em, parentIds, after);
     const key = singleKey(table, 'v');
     // The batch goes through an array: chosen once and its rows found by key, where `in (select ...)`
     // lets the planner hash-join it against a scan of every child of the parent, on every batch.
     const sql =
-      `with b as (select ${key} as k from ${from} where ${where.sql} order by ${key} limit ?), ` +
-      `gone as (delete from ${table.name} as v where ${where.sql} and ${key} = any(array(select b.k from b)) returning 1) ` +
-      `select (select count(*) from b) as batch, (select count(*) from gone) as deleted`;
-    const [row] = await query<{ batch: string; deleted: string }>(em, sql, [...where.params, limit, ...where.params]);
-    return { batch: Number(row?.batch ?? 0), deleted: Number(row?.deleted ?? 0) };
+      `with b as (select ${key} as ${quote('k0')} from ${next.from} where ${next.where.sql} order by ${key} limit ?), ` +
+      `gone as (delete from ${table.name} as v where ${where.sql} and ${key} = any(array(select b.${quote('k0')} from b)) returning 1) ` +
+      `select (select count(*) from b) as batch, (select count(*) from gone) as deleted, ${lastOf('b')}`;
+    const [row] = await query<{ batch: string; deleted: string }>(em, sql, [...next.where.params, limit, ...where.params]);
+    return { batch: Number(row?.batch ?? 0), deleted: Number(row?.deleted ?? 0), last: lastKey(table, row) };
   }
 
   /**
@@ -136,8 +154,14 @@ export class RelationStatements {
    * check refused (then nothing was deleted, and the rows stay locked for the caller to name the
    * blockers), and how many were deleted.
    */
-  async deleteCheckedBatch(em: EntityManager, parentIds: readonly unknown[], limit: number, checks: readonly SqlFragment[]): Promise<{ batch: number; blocked: number; deleted: number }> {
-    const { table, from, where } = this.children(em, parentIds);
+  async deleteCheckedBatch(
+    em: EntityManager,
+    parentIds: readonly unknown[],
+    limit: number,
+    checks: readonly SqlFragment[],
+    after?: unknown,
+  ): Promise<{ batch: number; blocked: number; deleted: number; last: unknown }> {
+    const { table, from, where } = this.childrenAfter(em, parentIds, after);
     const blocked = checks.length === 0 ? 'false' : checks.map((check) => `coalesce(${check.sql}, false)`).join(' or ');
     // The locked rows by key, through an array (a join lets the planner hash the batch against a
     // scan of the whole table; see `deleteNextBatch`).
@@ -148,9 +172,9 @@ export class RelationStatements {
       `with b as (select ${table.selectKey('v', 'k')}, (${blocked}) as blocked from ${from} where ${where.sql} ` +
       `order by ${table.keyColumns('v').join(', ')} limit ? for update of v), ` +
       `gone as (delete from ${table.name} as d ${locked} and not exists (select 1 from b where b.blocked) returning 1) ` +
-      `select (select count(*) from b) as batch, (select count(*) from b where b.blocked) as blocked, (select count(*) from gone) as deleted`;
+      `select (select count(*) from b) as batch, (select count(*) from b where b.blocked) as blocked, (select count(*) from gone) as deleted, ${lastOf('b')}`;
     const [row] = await query<{ batch: string; blocked: string; deleted: string }>(em, sql, [...checks.flatMap((check) => check.params), ...where.params, limit]);
-    return { batch: Number(row?.batch ?? 0), blocked: Number(row?.blocked ?? 0), deleted: Number(row?.deleted ?? 0) };
+    return { batch: Number(row?.batch ?? 0), blocked: Number(row?.blocked ?? 0), deleted: Number(row?.deleted ?? 0), last: lastKey(table, row) };
   }
 
   /**
@@ -233,4 +257,14 @@ function singleKey(table: EntityTable, alias: string): string {
     throw new Error(`${table.meta.className}: a deleteAllAsync batch needs a single-column primary key.`);
   }
   return columns[0]!;
+}
+
+/** The last key of a batch `b` (its column `k0`), selected as `"k0"` for `lastKey`. */
+function lastOf(batch: string): string {
+  return `(select ${batch}.${quote('k0')} from ${batch} order by 1 desc limit 1) as ${quote('k0')}`;
+}
+
+/** The last key a batch statement chose, undefined when it chose none. */
+function lastKey(table: EntityTable, row: Record<string, unknown> | undefined): unknown {
+  return row && row['k0'] !== null && row['k0'] !== undefined ? table.keys.fromRow(row, 'k') : undefined;
 }

@@ -17,7 +17,7 @@ import { whilePaused } from '../support/worker-control.js';
 /**
  * Attacks on three queue changes: the unvalidated `deleteAllAsync` batch chosen through
  * `key = any(array(select …))` (`RelationStatements.deleteNextBatch`), the checked batch deleting the
- * locked rows through `key = any(array(select b.k0 from b))` (`deleteCheckedBatch`), and the request
+ * locked rows through `key = any(array(select b."k0" from b))` (`deleteCheckedBatch`), and the request
  * row locked with a plain `select … for update` + `em.map()` and saved with one plain UPDATE per batch
  * (`RequestRunner.step`, `lockRequest`, `updateRequest`).
  *
@@ -398,7 +398,7 @@ describe('D1: unvalidated deleteAllAsync batch (deleteNextBatch), a chosen row c
         }
       },
     );
-    expect(waited).toMatch(/^with b as \(select .* from "qsa_log" as v where .* limit \S+\), gone as \(delete from "qsa_log" as v where .* = any\(array\(select b\.k from b\)\)/s);
+    expect(waited).toMatch(/^with b as \(select .* from "qsa_log" as v where .* limit \S+\), gone as \(delete from "qsa_log" as v where .* = any\(array\(select b\."k0" from b\)\)/s);
     expect(await column('select id from qsa_log where box_id = 2 order by id')).toEqual([2]);
     expect(await column('select id from qsa_log where box_id = 1 order by id')).toEqual([]);
     expect(status.state).toBe('completed');
@@ -463,7 +463,7 @@ describe('D2 (held): checked deleteAllAsync batch (deleteCheckedBatch), a locked
 
 /** Statements of the unvalidated batch (`= any(array(select …))`) and of the checked one on `table`. */
 const arrayBatches = (statements: readonly string[], table: string) =>
-  statements.filter((s) => s.startsWith('with b as (') && s.includes(`gone as (delete from ${table} as v where `) && s.includes(' = any(array(select b.k from b))'));
+  statements.filter((s) => s.startsWith('with b as (') && s.includes(`gone as (delete from ${table} as v where `) && s.includes(' = any(array(select b."k0" from b))'));
 const checkedBatches = (statements: readonly string[], table: string) =>
   statements.filter((s) => s.startsWith('with b as (') && s.includes(`gone as (delete from ${table} as d where `) && s.includes(' = any(array(select b."k0" from b))'));
 
