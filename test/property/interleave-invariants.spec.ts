@@ -20,8 +20,10 @@ import {
   tagOf,
   type Action,
   type ActionOutcome,
+  type BatchOutcome,
   isPageAction,
   type Gap,
+  type Held,
   type Kid,
   type MixConfig,
   type MixScenario,
@@ -29,7 +31,7 @@ import {
   type RemoveHow,
   type Resolved,
 } from './interleave-model.js';
-import { BatchGate, type BatchResult } from './support/batch-gate.js';
+import { BatchGate, type Arrival, type BatchResult } from './support/batch-gate.js';
 import { poll, propertyEnv } from './support/property-env.js';
 
 /**
@@ -39,11 +41,18 @@ import { poll, propertyEnv } from './support/property-env.js';
  * on the parent or not; fixtures/interleave-lanes.ts); the queue's batches are driven one at a time
  * (support/batch-gate.ts), and before each, random actions run: a kid moved to a surviving parent,
  * deleted directly (`destroy(Kid, id)` or `em.remove` + flush), inserted under P (or a surviving
- * parent), its `blocked` flag flipped; and at most one action starts while the batch holds its
- * rows (it waits on their locks, then goes on). The pure model (interleave-model.ts) runs in
- * lockstep, and after every step the database must hold exactly its rows:
+ * parent), its `blocked` flag flipped; and at most one action either starts while the batch holds
+ * its rows (it waits on their locks, then goes on), or is **held** across the batch: run in a
+ * transaction of its own before the batch starts, left open (its row locked) until the batch waits
+ * on that row or has ended without it, then committed or rolled back (the batch waits on it: the
+ * interleaving where a batch re-checks a row another transaction changed meanwhile). The pure model
+ * (interleave-model.ts) runs in lockstep, and after every step the database must hold exactly its
+ * rows:
  *
  *  - a batch deletes only kids that still belong to P (a moved kid survives under its new parent);
+ *    one that waited on a held action sees it committed (or not) as the model says, under each
+ *    policy's statement (`MixModel.held`), and it waits exactly when the model says it comes to
+ *    the held row; the walk ends exactly when the model's does;
  *  - a kid flagged before its batch fails the request with DeletionBlockedError naming it, the
  *    batch rolls back whole; unflagged, `retry()` resumes it;
  *  - a kid deleted directly is deleted once; every kid deleted through the ORM has its `afterDelete`
@@ -118,16 +127,48 @@ const duringAction: fc.Arbitrary<Action> = fc.oneof(
   { weight: 2, arbitrary: action },
 );
 
+/**
+ * Held open across a batch: mostly a row of its page (or any kid) moved, deleted or flagged by a
+ * transaction of its own (plain SQL), committed or rolled back; a direct deletion through the ORM
+ * (`em.remove` + flush, or `destroy()`, inside `em.transactional()`), committed (its `afterDelete`
+ * hooks run inside the transaction, so a rollback would leave a row whose hooks ran); an insert.
+ */
+const heldRef = fc.oneof({ withCrossShrink: true }, { weight: 3, arbitrary: onPage }, { weight: 1, arbitrary: kidRef });
+const heldSql: fc.Arbitrary<Action> = fc.oneof(
+  { weight: 3, arbitrary: fc.record({ kind: fc.constant('move' as const), kid: heldRef, to: fc.constantFrom(Q1, Q2) }) },
+  { weight: 2, arbitrary: fc.record({ kind: fc.constant('remove' as const), kid: heldRef, how: fc.constant<RemoveHow>('sql') }) },
+  { weight: 2, arbitrary: fc.record({ kind: fc.constant('flip' as const), kid: heldRef }) },
+  { weight: 2, arbitrary: fc.record({ kind: fc.constant('insert' as const), slot: fc.oneof(fc.nat(2), fc.nat(8)), under: fc.constantFrom(P, Q1) }) },
+);
+const heldStep: fc.Arbitrary<Held<Action>> = fc.oneof(
+  { weight: 4, arbitrary: fc.record({ action: heldSql, commit: fc.oneof({ weight: 3, arbitrary: fc.constant(true) }, { weight: 1, arbitrary: fc.constant(false) }) }) },
+  { weight: 1, arbitrary: fc.record({ action: fc.record({ kind: fc.constant('remove' as const), kid: heldRef, how: fc.constantFrom<RemoveHow>('transaction', 'destroy') }), commit: fc.constant(true) }) },
+);
+
+type Concurrent = { readonly during: Action } | { readonly held: Held<Action> } | null;
+
 const genCase = (configIndexes: readonly number[]): fc.Arbitrary<GenCase> => fc.record({
   configIndex: fc.constantFrom(...configIndexes),
   kids: fc.nat(8),
   bystanders: fc.tuple(fc.nat(2), fc.nat(2)),
   flushPath: fc.boolean(),
   gaps: fc.array(
-    fc.record({
-      between: fc.array(action, { maxLength: 3 }),
-      during: fc.oneof({ withCrossShrink: true }, { weight: 2, arbitrary: fc.constant(null) }, { weight: 1, arbitrary: duringAction }),
-    }),
+    fc
+      .record({
+        between: fc.array(action, { maxLength: 3 }),
+        // At most one action meets the batch: started while it holds its rows, or held across it.
+        concurrent: fc.oneof(
+          { withCrossShrink: true },
+          { weight: 3, arbitrary: fc.constant<Concurrent>(null) },
+          { weight: 2, arbitrary: duringAction.map((during): Concurrent => ({ during })) },
+          { weight: 3, arbitrary: heldStep.map((held): Concurrent => ({ held })) },
+        ),
+      })
+      .map(({ between, concurrent }): Gap<Action, Action> => ({
+        between,
+        during: concurrent && 'during' in concurrent ? concurrent.during : null,
+        held: concurrent && 'held' in concurrent ? concurrent.held : null,
+      })),
     { maxLength: 10 },
   ),
 });
@@ -164,6 +205,9 @@ function describeScenario(scenario: Case): string {
     ...scenario.gaps.flatMap((gap, i) => [
       ...gap.between.map((a) => `before batch ${i + 1}: ${describeAction(a)}`),
       ...(gap.during ? [`while batch ${i + 1} holds its rows: ${describeAction(gap.during)}`] : []),
+      ...(gap.held
+        ? [`held across batch ${i + 1}: ${describeAction(gap.held.action)}, in a transaction left open until the batch waits on it or has ended, then ${gap.held.commit ? 'committed' : 'rolled back'}`]
+        : []),
     ]),
   ].join('\n');
 }
@@ -176,6 +220,9 @@ let app: DeletionTestApp;
 let gate: BatchGate;
 let client: pg.Client;
 let watcher: pg.Client;
+/** The connection of the held actions in plain SQL, and its backend's pid. */
+let holder: pg.Client;
+let holderPid: number;
 /** A subscriber with no flush listener of its own; given an `onFlush` property, EntityRemover takes its flush path. */
 const flushWatcher: Record<string, unknown> = {};
 const tally = new Map<string, number>();
@@ -212,15 +259,18 @@ beforeAll(async () => {
   gate = BatchGate.install(app);
   client = await connect();
   watcher = await connect();
+  holder = await connect();
+  holderPid = (await holder.query<{ pid: number }>('select pg_backend_pid() as pid')).rows[0]!.pid;
 }, 180_000);
 
 afterAll(async () => {
   if (tally.size > 0) {
     console.log(`interleave properties (shrinking included): ${[...tally].map(([k, n]) => `${k} ${n}`).join(', ')}`);
   }
-  gate?.disarm();
+  gate?.abandon();
   await client?.end();
   await watcher?.end();
+  await holder?.end();
   await app?.close();
 });
 
@@ -324,6 +374,10 @@ async function perform(lane: MixLane, action: Resolved): Promise<ActionOutcome |
           throw error;
         }
       case 'remove':
+        if (action.how === 'sql') {
+          const result = await client.query(`delete from ${lane.tables.kid} where id = $1`, [action.id]);
+          return { kind: result.rowCount === 1 ? 'deleted' : 'missing' };
+        }
         try {
           if (action.how === 'destroy') {
             await app.deletions.destroy(lane.Kid, action.id);
@@ -364,6 +418,130 @@ async function perform(lane: MixLane, action: Resolved): Promise<ActionOutcome |
 }
 
 const sameOutcome = (a: ActionOutcome | { kind: 'error' }, b: ActionOutcome) => JSON.stringify(a) === JSON.stringify(b);
+
+/** An action held open: its statement has run in a transaction of its own, which has not ended. */
+interface Holding {
+  /** What its statement did. */
+  readonly outcome: Awaited<ReturnType<typeof perform>>;
+  /** The backend of its transaction while that is open; undefined: it is already over (it failed, or did nothing). */
+  readonly pid: number | undefined;
+  /** Commits (`true`) or rolls back its transaction; resolves once it has ended. */
+  end(commit: boolean): Promise<void>;
+}
+
+const over = (outcome: Holding['outcome']): Holding => ({ outcome, pid: undefined, end: async () => undefined });
+const describeError = (error: unknown) => (error instanceof Error ? `${error.name}: ${error.message}` : inspect(error));
+
+/**
+ * Runs `action` in a transaction of its own and leaves it open: plain SQL on the `holder`
+ * connection, or a direct deletion through the ORM inside `em.transactional()` (`destroy(Kid, id,
+ * { em })`, or `em.remove` + flush), whose callback waits until `end()` decides.
+ */
+async function hold(lane: MixLane, action: Resolved): Promise<Holding> {
+  if (action.kind === 'none') {
+    return over({ kind: 'none' });
+  }
+  if (action.kind === 'remove' && action.how !== 'sql') {
+    return holdRemoval(lane, action);
+  }
+  await holder.query('begin');
+  let outcome: Holding['outcome'];
+  try {
+    switch (action.kind) {
+      case 'move':
+      case 'flip': {
+        const set = action.kind === 'move' ? 'parent_id = $2' : 'blocked = not blocked';
+        const result = await holder.query(`update ${lane.tables.kid} set ${set} where id = $1`, action.kind === 'move' ? [action.id, action.to] : [action.id]);
+        outcome = { kind: 'updated', rows: result.rowCount === 1 ? 1 : 0 };
+        break;
+      }
+      case 'remove': {
+        const result = await holder.query(`delete from ${lane.tables.kid} where id = $1`, [action.id]);
+        outcome = { kind: result.rowCount === 1 ? 'deleted' : 'missing' };
+        break;
+      }
+      case 'insert':
+        await holder.query(`insert into ${lane.tables.kid} (id, parent_id, tag, blocked) values ($1, $2, $3, false)`, [action.id, action.under, tagOf(action.id)]);
+        outcome = { kind: 'inserted' };
+        break;
+    }
+  } catch (error) {
+    await holder.query('rollback');
+    return over((error as { code?: string }).code === '23503' ? { kind: 'fk' } : { kind: 'error', detail: describeError(error) });
+  }
+  return { outcome, pid: holderPid, end: async (commit) => void (await holder.query(commit ? 'commit' : 'rollback')) };
+}
+
+/** A direct deletion through the ORM, held open inside `em.transactional()`. */
+async function holdRemoval(lane: MixLane, action: Extract<Resolved, { kind: 'remove' }>): Promise<Holding> {
+  const rolledBack = new Error('held removal rolled back');
+  const notFound = new Error('not found');
+  let decide!: (commit: boolean) => void;
+  const decision = new Promise<boolean>((resolve) => (decide = resolve));
+  let opened!: (holding: Holding) => void;
+  const ready = new Promise<Holding>((resolve) => (opened = resolve));
+  const transaction = app.em().transactional(async (tx) => {
+    const [backend] = await (tx as unknown as { execute(sql: string): Promise<{ pid: number }[]> }).execute('select pg_backend_pid() as pid');
+    if (action.how === 'destroy') {
+      await app.deletions.destroy(lane.Kid, action.id, { em: tx });
+    } else {
+      const kid = await tx.findOne(lane.Kid, { id: action.id });
+      if (!kid) {
+        throw notFound;
+      }
+      tx.remove(kid);
+      await tx.flush();
+    }
+    const ended = transaction.then(
+      () => undefined,
+      (error: unknown) => {
+        if (error !== rolledBack) {
+          throw error;
+        }
+      },
+    );
+    opened({ outcome: { kind: 'deleted' }, pid: backend!.pid, end: (commit) => (decide(commit), ended) });
+    if (!(await decision)) {
+      throw rolledBack;
+    }
+  });
+  // A failure before the row is held (gone, refused): the transaction is rolled back and over.
+  transaction.catch((error: unknown) =>
+    opened(
+      over(
+        error === notFound || error instanceof DeletionTargetNotFoundError
+          ? { kind: 'missing' }
+          : error instanceof DeletionBlockedError
+            ? { kind: 'blocked' }
+            : { kind: 'error', detail: describeError(error) },
+      ),
+    ),
+  );
+  return ready;
+}
+
+/**
+ * Once a batch is released under a held action: whether it comes to wait on a lock the held
+ * transaction (backend `pid`) holds, or ends (its `after` arrival at the gate) without that.
+ */
+async function heldMet(pid: number, ms: number): Promise<{ kind: 'waits' } | { kind: 'ended'; after: Arrival } | { kind: 'neither' }> {
+  const deadline = Date.now() + ms;
+  while (Date.now() < deadline) {
+    const after = gate.take('after');
+    if (after) {
+      return { kind: 'ended', after };
+    }
+    const { rows } = await watcher.query<{ n: number }>(
+      `select count(*)::int as n from pg_stat_activity where datname = current_database() and $1 = any(pg_blocking_pids(pid))`,
+      [pid],
+    );
+    if (rows[0]!.n > 0) {
+      return { kind: 'waits' };
+    }
+    await sleep(2);
+  }
+  return { kind: 'neither' };
+}
 
 /** `promise`, or a rejection after `ms`. */
 async function within<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
@@ -463,7 +641,7 @@ async function checkCase(scenario: Case): Promise<void> {
   };
 
   // Set-up: every lane's tables empty (the sweeper looks at all of them), the journal too.
-  gate.disarm();
+  gate.abandon();
   await client.query([...lanes.flatMap((l) => [l.tables.kid, l.tables.parent]), 'deletion_orphan', 'deletion_request'].map((t) => `delete from ${t};`).join('\n'));
   DeleteJournal.clear();
   if (scenario.flushPath) {
@@ -478,6 +656,48 @@ async function checkCase(scenario: Case): Promise<void> {
         : ''),
   );
   let pendingAction: Promise<unknown> | undefined;
+  let pendingHold: Holding | undefined;
+
+  /**
+   * A batch released while a held action's transaction is open (see `MixModel.held`): the action's
+   * statement runs first (its row locked), the batch is released, and once it waits on that lock or
+   * has ended (stopped at the gate before its step goes on), the action commits or rolls back.
+   */
+  const runHeld = async (arrival: Arrival, planned: Held, n: number): Promise<{ predicted: BatchOutcome; result: BatchResult }> => {
+    const action = isPageAction(planned.action) ? model.onPage(planned.action) : planned.action;
+    const expected = model.held(action, planned.commit);
+    const when = `[held across batch ${n}${planned.commit ? '' : ', to be rolled back'}]`;
+    trace.push(`[batch ${n}] model: ${JSON.stringify(expected.batch)}, ${expected.meets ? `waiting on Kid#${expected.row}, held` : 'meeting no held row'}`);
+    if (expected.batch.kind === 'ok' && expected.batch.done) {
+      gate.disarm(); // what follows the walk runs on its own
+    }
+    const holding = await hold(lane, action);
+    pendingHold = holding;
+    await act(action, expected.outcome, holding.outcome, when);
+    if (holding.pid === undefined) {
+      count(`held ${action.kind}: over before the batch (${holding.outcome.kind})`);
+      arrival.release();
+      return { predicted: expected.batch, result: await within(arrival.finished, 15_000, `batch ${n} to end`) };
+    }
+    gate.stopAfter();
+    arrival.release();
+    const met = await heldMet(holding.pid, 15_000);
+    await holding.end(planned.commit);
+    pendingHold = undefined;
+    const saw = met.kind === 'waits' ? 'the batch waited on it' : met.kind === 'ended' ? 'the batch ended without meeting it' : 'the batch neither waited on it nor ended within 15 s';
+    count(`held ${action.kind}${action.kind === 'remove' ? ` (${action.how})` : ''} ${planned.commit ? 'committed' : 'rolled back'}: ${met.kind === 'waits' ? 'waited on' : met.kind === 'ended' ? 'not met' : 'neither'}`);
+    trace.push(`${when}: ${saw}; then ${planned.commit ? 'committed' : 'rolled back'}`);
+    check(met.kind !== 'neither', `${when} ${describeAction(action)}: ${saw}`);
+    const after = met.kind === 'ended' ? met.after : await gate.next('after', () => false, 15_000);
+    after!.release();
+    const result = await within(arrival.finished, 15_000, `batch ${n} to end`);
+    check(
+      (met.kind === 'waits') === expected.meets,
+      `[batch ${n}] ${met.kind === 'waits' ? 'waited on' : 'did not meet'} the row ${describeAction(action)} held (Kid#${expected.row ?? '-'}), ` +
+        `but the model says it ${expected.meets ? 'comes to that row (among the rows it reads)' : 'does not come to it'}`,
+    );
+    return { predicted: expected.batch, result };
+  };
 
   try {
     // The deletion of P: accepted, validated in the request.
@@ -508,59 +728,79 @@ async function checkCase(scenario: Case): Promise<void> {
     for (let attempt = 0; !model.done; attempt++) {
       const arrival = await gate.next('batch', isSettled, 15_000);
       if (!arrival) {
+        // The request ended before the model's walk did: acceptable only when the model's remaining
+        // batches would delete nothing and refuse nothing (then the rows are the same).
         const status = await statusOf(requestId);
-        check(false, `[batch ${attempt + 1}] the request is ${status.state} ${describeFailure(status)}, but the model expects another batch`);
+        const under = (await dump(lane)).kids.filter((k) => k.parent === P).map((k) => `Kid#${k.id}`);
+        const rest = model.finishWalk();
+        const ids = (list: readonly number[]) => list.map((id) => `Kid#${id}`).join(', ');
+        check(
+          status.state === 'completed' && rest.removed.length === 0 && rest.blockers.length === 0,
+          `[batch ${attempt + 1}] the request is ${status.state} ${describeFailure(status)}, but the model expects another batch: ` +
+            (rest.removed.length > 0 ? `its walk still deletes ${ids(rest.removed)}` : 'its walk goes on') +
+            (rest.blockers.length > 0 ? `, then a batch refused by ${ids(rest.blockers)}` : '') +
+            `; under the deleted Parent#${P} now: ${under.join(', ') || 'none'}`,
+        );
+        count('walk over early, nothing left for it');
+        trace.push(`[batch ${attempt + 1}] none: the request completed, the model's remaining batches delete nothing`);
+        break;
       }
       await expectState(`[before batch ${attempt + 1}]`);
-      const planned = scenario.gaps[attempt] ?? { between: [], during: null };
+      const planned: Gap = scenario.gaps[attempt] ?? { between: [], during: null };
       for (const action of planned.between) {
         const outcome = model.apply(action);
         await act(action, outcome, await perform(lane, action), `[before batch ${attempt + 1}]`);
       }
-      // An action on the batch's page picks its row now; a batch that checks no rows (deleteAllAsync
-      // with no validator: one statement; an empty page of nullifyThenPurge's records) never holds
-      // them for an action: that one runs before it.
-      const resolvedDuring = planned.during && isPageAction(planned.during) ? model.onPage(planned.during) : planned.during;
-      const gap: Gap<Resolved, Resolved> = { between: [], during: model.checksNextBatch() ? resolvedDuring : null };
-      if (resolvedDuring && !gap.during) {
-        const outcome = model.apply(resolvedDuring);
-        await act(resolvedDuring, outcome, await perform(lane, resolvedDuring), `[before batch ${attempt + 1}, which holds no rows]`);
-      }
-      const predicted = model.batch();
-      trace.push(`[batch ${attempt + 1}] model: ${JSON.stringify(predicted)}`);
-      if (predicted.kind === 'ok' && predicted.done) {
-        gate.disarm(); // what follows the walk runs on its own
-      }
-      let during: Promise<Awaited<ReturnType<typeof perform>>> | undefined;
-      if (gap.during) {
-        gate.stopDuring();
-      }
-      let batchOver = false;
-      void arrival!.finished.then(() => (batchOver = true));
-      arrival!.release();
-      if (gap.during) {
-        // The batch stops once it holds its rows, unless it ends before (nothing to validate).
-        const holding = await gate.next('during', () => batchOver, 15_000);
-        gate.cancelDuring();
-        during = perform(lane, gap.during);
-        pendingAction = during;
-        if (holding) {
-          // Until the action either ends (it touched no row the batch holds) or waits on the batch's
-          // locks (then it goes on once the batch commits, and finds its row gone).
-          let performed = false;
-          void during.finally(() => (performed = true));
-          const met = await lockWaitOrTimeout(10_000, () => performed);
-          count(`during ${gap.during.kind}: ${met === 'lock' ? 'waited on the batch' : met === 'done' ? 'went through' : 'neither'}`);
-          holding.release();
-        } else {
-          count(`during ${gap.during.kind}: the batch held no rows`);
+      let predicted: BatchOutcome;
+      let result: BatchResult;
+      if (planned.held) {
+        ({ predicted, result } = await runHeld(arrival!, planned.held, attempt + 1));
+      } else {
+        // An action on the batch's page picks its row now; a batch that checks no rows (deleteAllAsync
+        // with no validator: one statement; an empty page of nullifyThenPurge's records) never holds
+        // them for an action: that one runs before it.
+        const resolvedDuring = planned.during && isPageAction(planned.during) ? model.onPage(planned.during) : planned.during;
+        const gap: Gap<Resolved, Resolved> = { between: [], during: model.checksNextBatch() ? resolvedDuring : null };
+        if (resolvedDuring && !gap.during) {
+          const outcome = model.apply(resolvedDuring);
+          await act(resolvedDuring, outcome, await perform(lane, resolvedDuring), `[before batch ${attempt + 1}, which holds no rows]`);
         }
-      }
-      const result: BatchResult = await within(arrival!.finished, 15_000, `batch ${attempt + 1} to end`);
-      if (gap.during) {
-        const outcome = model.apply(gap.during);
-        await act(gap.during, outcome, await during!, `[while batch ${attempt + 1} held its rows]`);
-        pendingAction = undefined;
+        predicted = model.batch();
+        trace.push(`[batch ${attempt + 1}] model: ${JSON.stringify(predicted)}`);
+        if (predicted.kind === 'ok' && predicted.done) {
+          gate.disarm(); // what follows the walk runs on its own
+        }
+        let during: Promise<Awaited<ReturnType<typeof perform>>> | undefined;
+        if (gap.during) {
+          gate.stopDuring();
+        }
+        let batchOver = false;
+        void arrival!.finished.then(() => (batchOver = true));
+        arrival!.release();
+        if (gap.during) {
+          // The batch stops once it holds its rows, unless it ends before (nothing to validate).
+          const holding = await gate.next('during', () => batchOver, 15_000);
+          gate.cancelDuring();
+          during = perform(lane, gap.during);
+          pendingAction = during;
+          if (holding) {
+            // Until the action either ends (it touched no row the batch holds) or waits on the batch's
+            // locks (then it goes on once the batch commits, and finds its row gone).
+            let performed = false;
+            void during.finally(() => (performed = true));
+            const met = await lockWaitOrTimeout(10_000, () => performed);
+            count(`during ${gap.during.kind}: ${met === 'lock' ? 'waited on the batch' : met === 'done' ? 'went through' : 'neither'}`);
+            holding.release();
+          } else {
+            count(`during ${gap.during.kind}: the batch held no rows`);
+          }
+        }
+        result = await within(arrival!.finished, 15_000, `batch ${attempt + 1} to end`);
+        if (gap.during) {
+          const outcome = model.apply(gap.during);
+          await act(gap.during, outcome, await during!, `[while batch ${attempt + 1} held its rows]`);
+          pendingAction = undefined;
+        }
       }
       if (predicted.kind === 'blocked') {
         count('batch refused');
@@ -624,7 +864,8 @@ async function checkCase(scenario: Case): Promise<void> {
     }
   } finally {
     // Let any batch still waiting go, and the queue settle, before the next case empties the tables.
-    gate.disarm();
+    await pendingHold?.end(false).catch(() => undefined);
+    gate.abandon();
     await pendingAction?.catch(() => undefined);
     await idleQueue().catch(() => undefined);
   }
@@ -655,7 +896,7 @@ describe('a queued cascade interleaved with concurrent actions (fast-check)', ()
   describe.each(properties)('under %s', (_title, policy, tombstone, validated) => {
     const indexes = pool.filter((p) => p.config.policy === policy && p.config.tombstone === tombstone && p.config.validated === validated).map((p) => p.index);
     it(
-      `moves, direct deletions, inserts and flags between and during the batches end as the model says, every hook once (${PROPERTY_RUNS_EACH} runs)`,
+      `moves, direct deletions, inserts and flags between, during and held across the batches end as the model says, every hook once (${PROPERTY_RUNS_EACH} runs)`,
       async () => {
         await fc.assert(fc.asyncProperty(genCase(indexes).map(toScenario), (scenario) => checkCase(scenario)), {
           numRuns: PROPERTY_RUNS_EACH,

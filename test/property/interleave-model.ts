@@ -9,8 +9,8 @@
  * then per batch `apply()` the actions and `batch()`, then `finish()` (what happens to the kids left
  * under P once the walk is over). What it promises (DESIGN 2, 2.2, 4, 6 and 7, issue 12):
  *
- *  - a batch is a keyset page of P's current kids (`destroyAsync`, in key order after the cursor),
- *    the next kids of P in key order (`deleteAllAsync`), or the next rows P's `nullifyThenPurge`
+ *  - a batch is a keyset page of P's current kids, in key order after the cursor (the last key the
+ *    batch before chose: `destroyAsync`, `deleteAllAsync`), or the next rows P's `nullifyThenPurge`
  *    detached in the request that are still detached (in the order the request recorded them);
  *    it deletes only rows that still belong to P (a moved kid stays, under its new parent);
  *  - a batch re-checks the validators: a blocked kid in it fails the request (`DeletionBlockedError`)
@@ -23,18 +23,32 @@
  *    a NO ACTION constraint in place) the cascade removes them before P goes, through the relation's
  *    policy; without tombstone, P's row is gone: with no constraint (destroyAsync, deleteAllAsync)
  *    they are orphans that the sweeper removes through the policy (DESIGN 6); `nullifyThenPurge`
- *    keeps its NO ACTION constraint (it detaches before the parent's DELETE), which refuses them.
+ *    keeps its NO ACTION constraint (it detaches before the parent's DELETE), which refuses them;
+ *  - an action **held** open across a batch (`held()`): its transaction wrote (and locked) a row
+ *    before the batch started and commits, or rolls back, only once the batch waits on that row or
+ *    has ended without meeting it. See `held()` for what the batch then does under each policy.
  */
 
 
 /**
  * How a kid is deleted directly: `destroy()`, `em.remove` + `flush` (the flush begins its own
- * transaction), or `em.remove` inside `em.transactional()` (the flush runs in the caller's).
+ * transaction), `em.remove` inside `em.transactional()` (the flush runs in the caller's), or `sql`:
+ * a plain `DELETE` of the row by another transaction (what `em.nativeDelete` or another
+ * application does: no hook, no validator; only held actions use it).
  */
-export type RemoveHow = 'destroy' | 'flush' | 'transaction';
+export type RemoveHow = 'destroy' | 'flush' | 'transaction' | 'sql';
 
 function describeHow(how: RemoveHow): string {
-  return how === 'destroy' ? 'destroy()' : how === 'flush' ? 'em.remove + flush' : 'em.remove inside em.transactional()';
+  switch (how) {
+    case 'destroy':
+      return 'destroy()';
+    case 'flush':
+      return 'em.remove + flush';
+    case 'transaction':
+      return 'em.remove inside em.transactional()';
+    case 'sql':
+      return 'a plain SQL DELETE';
+  }
 }
 
 export const P = 1;
@@ -116,11 +130,35 @@ export type BatchOutcome =
   | { readonly kind: 'ok'; readonly removed: readonly number[]; readonly done: boolean }
   | { readonly kind: 'blocked'; readonly blockers: readonly number[] };
 
+/**
+ * An action held open across a batch: run in a transaction of its own before the batch starts (it
+ * writes, and so locks, its row), left uncommitted while the batch runs, then committed (`commit`)
+ * or rolled back once the batch waits on that row's lock or has ended without meeting it.
+ */
+export interface Held<D = Planned> {
+  readonly action: D;
+  readonly commit: boolean;
+}
+
 export interface Gap<A = Resolved, D = Planned> {
   /** Applied before the batch. */
   readonly between: readonly A[];
   /** Started once the batch holds its rows (before its validators), awaited after it. */
   readonly during: D | null;
+  /** Held open across the batch (never together with `during`). */
+  readonly held?: Held<D> | null;
+}
+
+/** What a batch released under a held action does, and what the action does (see `MixModel.held`). */
+export interface HeldOutcome {
+  /** What the action's statement does when it runs (before the batch). */
+  readonly outcome: ActionOutcome;
+  /** The kid row the action wrote and holds locked until it ends, if any. */
+  readonly row: number | undefined;
+  /** Whether the batch comes to that row, and so waits until the action ends. */
+  readonly meets: boolean;
+  /** The batch, as it ends after the action committed or rolled back. */
+  readonly batch: BatchOutcome;
 }
 
 export interface MixScenario {
@@ -161,7 +199,8 @@ export function resolveGaps(kids: readonly Kid[], gaps: readonly Gap<Action, Act
   const resolveBefore = (action: Action): Resolved => resolve(action.kind !== 'insert' && typeof action.kid === 'object' ? { ...action, kid: action.kid.page } : action) as Resolved;
   return gaps.map((gap) => {
     const between = gap.between.map(resolveBefore);
-    return { between, during: gap.during === null ? null : resolve(gap.during) };
+    const during = gap.during === null ? null : resolve(gap.during);
+    return { between, during, held: gap.held ? { action: resolve(gap.held.action), commit: gap.held.commit } : null };
   });
 }
 
@@ -246,6 +285,11 @@ export class MixModel {
         if (!kid) {
           return { kind: 'missing' };
         }
+        if (action.how === 'sql') {
+          // A plain DELETE by another transaction: no validator is asked, no hook runs.
+          this.delete([kid.id], false);
+          return { kind: 'deleted' };
+        }
         if (this.refuses(kid)) {
           return { kind: 'blocked' };
         }
@@ -253,6 +297,76 @@ export class MixModel {
         return { kind: 'deleted' };
       }
     }
+  }
+
+  /** What `action` would do now, changing nothing. */
+  peek(action: Resolved): ActionOutcome {
+    const kids = new Map(this.kids);
+    const hooks = new Map(this.hooks);
+    try {
+      return this.apply(action);
+    } finally {
+      this.kids.clear();
+      kids.forEach((kid, id) => this.kids.set(id, kid));
+      this.hooks.clear();
+      hooks.forEach((n, id) => this.hooks.set(id, n));
+    }
+  }
+
+  /**
+   * The next batch, released while `action` holds the row it wrote, in a transaction committed
+   * (`commit`) or rolled back only once the batch waits on that row or has ended without it.
+   * PostgreSQL (READ COMMITTED) makes a statement that comes to a row another transaction holds wait
+   * until that transaction ends, then re-check that row alone, as it is after the commit, against its
+   * own WHERE; every other row it reads stays as its snapshot (taken when it started) saw it:
+   *
+   *  - the row the action holds is a kid it moved, deleted or flagged (an insert holds no row a batch
+   *    reads: the batch's snapshot does not see an uncommitted row). The batch comes to it only if it
+   *    is among the rows the batch reads (`nextPage()`: P's next kids after the cursor, or the
+   *    detached rows of the next records): then it waits; else it ends without meeting it,
+   *    the action commits after it, and the two are as if run one after the other, batch first (an
+   *    insert included: the batch's snapshot does not see it; the next batch does);
+   *  - a rolled-back action, or one whose statement took no lock (its kid gone, refused by its
+   *    validator or the foreign key), changes nothing: the batch is as if it had not run;
+   *  - a committed action on a row the batch waits on takes effect before the batch's re-check of
+   *    that row. A `destroyAsync` page (`RelationStatements.page`: MikroORM's `find` with
+   *    `PESSIMISTIC_WRITE`, `... for update limit n`), a validated `deleteAllAsync` batch
+   *    (`deleteCheckedBatch`, `... for update of v` in its CTE, the validator's condition computed on
+   *    the row as re-checked) and `nullifyThenPurge`'s page (`find(..., { parent: null }, lock)` on the
+   *    records' keys) lock as they read: a row that no longer matches (moved, deleted) is skipped and,
+   *    under a LIMIT, the next row of the snapshot taken in its place; a flagged row is locked as it is
+   *    now, so the validators that follow (a new statement, after the commit) see the flag and refuse
+   *    the batch. That is the action applied, then the batch: as between batches;
+   *  - an unvalidated `deleteAllAsync` batch (`deleteNextBatch`) chooses its rows (`b`, the next `n` of
+   *    P's kids in key order after the cursor) without a lock, then deletes them by key under the same
+   *    condition: the DELETE waits on the held row and, after the commit, leaves a row that no longer
+   *    belongs to P. Its rows are those chosen before the action (none taken in the place of a moved
+   *    or deleted one), it deletes those still under P after the action, the cursor moves to the last
+   *    key it chose (deleted or not), and the walk is over only when it chose fewer than `n` (`done:
+   *    batch < size`; it deleted fewer than it chose here, and the walk goes on).
+   */
+  held(action: Resolved, commit: boolean): HeldOutcome {
+    const outcome = this.peek(action);
+    const row = action.kind !== 'insert' && action.kind !== 'none' && (outcome.kind === 'deleted' || (outcome.kind === 'updated' && outcome.rows === 1)) ? action.id : undefined;
+    const page = this.nextPage();
+    const meets = row !== undefined && page.includes(row);
+    const takesEffect = commit && (row !== undefined || outcome.kind === 'inserted');
+    if (!takesEffect) {
+      return { outcome, row, meets, batch: this.batch() };
+    }
+    const expectSame = (after: ActionOutcome) => {
+      if (JSON.stringify(after) !== JSON.stringify(outcome)) {
+        throw new Error(`model: ${describeAction(action)} did ${JSON.stringify(after)} after the batch, ${JSON.stringify(outcome)} before it`);
+      }
+    };
+    if (!meets) {
+      const batch = this.batch();
+      expectSame(this.apply(action));
+      return { outcome, row, meets, batch };
+    }
+    expectSame(this.apply(action));
+    const chosenBefore = this.config.policy === 'deleteAllAsync' && !this.config.validated ? page : undefined;
+    return { outcome, row, meets, batch: this.batch(chosenBefore) };
   }
 
   private delete(ids: readonly number[], throughOrm: boolean): void {
@@ -280,7 +394,7 @@ export class MixModel {
     }
   }
 
-  /** The rows the next batch takes (before its validators), without running it. */
+  /** The rows the next batch takes (before its validators), without running it: those it reads, and locks or waits on. */
   nextPage(): number[] {
     const size = this.config.batchSize;
     switch (this.config.policy) {
@@ -291,6 +405,7 @@ export class MixModel {
           .map((k) => k.id);
       case 'deleteAllAsync':
         return this.childrenOfP()
+          .filter((k) => this.cursor === null || k.id > this.cursor)
           .slice(0, size)
           .map((k) => k.id);
       case 'nullifyThenPurge':
@@ -308,8 +423,12 @@ export class MixModel {
     return action.kind === 'move' ? { kind: 'move', id, to: action.to } : action.kind === 'remove' ? { kind: 'remove', id, how: action.how } : { kind: 'flip', id };
   }
 
-  /** The next batch of the walk: its rows, re-validated; deleted whole, or refused whole. */
-  batch(): BatchOutcome {
+  /**
+   * The next batch of the walk: its rows, re-validated; deleted whole, or refused whole.
+   * `chosenBefore` (an unvalidated `deleteAllAsync` batch that waited on a held row, see `held()`):
+   * the rows its statement chose before the action committed; it deletes those still under P.
+   */
+  batch(chosenBefore?: readonly number[]): BatchOutcome {
     const size = this.config.batchSize;
     let chosen: Kid[];
     let done: boolean;
@@ -324,11 +443,18 @@ export class MixModel {
         next = () => (this.cursor = chosen.at(-1)?.id ?? this.cursor);
         break;
       }
-      case 'deleteAllAsync':
-        chosen = this.childrenOfP().slice(0, size);
-        done = chosen.length < size;
-        next = () => undefined;
+      case 'deleteAllAsync': {
+        // Keyset batches, as destroyAsync's: after the last key the previous batch chose (deleted or not).
+        const after = this.cursor;
+        const picked = chosenBefore ?? this.childrenOfP()
+          .filter((k) => after === null || k.id > after)
+          .slice(0, size)
+          .map((k) => k.id);
+        chosen = picked.map((id) => this.kids.get(id)).filter((k): k is Kid => k !== undefined && k.parent === P);
+        done = picked.length < size;
+        next = () => (this.cursor = picked.at(-1) ?? this.cursor);
         break;
+      }
       case 'nullifyThenPurge': {
         const page = this.records.slice(this.recordCursor, this.recordCursor + size);
         chosen = page.map((id) => this.kids.get(id)).filter((k): k is Kid => k !== undefined && k.parent === null);
@@ -348,6 +474,24 @@ export class MixModel {
     next();
     this.done = done;
     return { kind: 'ok', removed: chosen.map((k) => k.id), done };
+  }
+
+  /**
+   * The rest of the walk with no more actions, for a request that ended before the model's walk
+   * did: what its remaining batches would still delete, up to the first that a blocked kid would
+   * refuse (`blockers`). Nothing to delete and no refusal: the request may end there (the rows are
+   * the same); anything else was left behind.
+   */
+  finishWalk(): { removed: number[]; blockers: number[] } {
+    const removed: number[] = [];
+    while (!this.done) {
+      const batch = this.batch();
+      if (batch.kind === 'blocked') {
+        return { removed, blockers: [...batch.blockers] };
+      }
+      removed.push(...batch.removed);
+    }
+    return { removed, blockers: [] };
   }
 
   /** Unflags every blocked kid (what a user does before `retry()`); returns their ids. */

@@ -15,9 +15,12 @@ export interface BatchResult {
   readonly error?: unknown;
 }
 
-/** A batch waiting at the gate: `batch` before it starts, `during` once it holds its rows. */
+/**
+ * A batch waiting at the gate: `batch` before it starts, `during` once it holds its rows, `after`
+ * once its work is done (returned or thrown) but before its step's transaction goes on and commits.
+ */
 export interface Arrival {
-  readonly kind: 'batch' | 'during';
+  readonly kind: 'batch' | 'during' | 'after';
   readonly requestId: string;
   readonly cursor: unknown;
   /** Lets it go on. */
@@ -41,7 +44,12 @@ export interface Arrival {
  *    deletes in one statement (no separate validation to stop before): when asked, the batch waits
  *    right after that statement (`during`), its rows still locked until it commits. An action on
  *    them meets the same locks as before the validators, and nothing else it does can change the
- *    batch, whose validators check only the rows it locked.
+ *    batch, whose validators check only the rows it locked;
+ *  - after `CascadeBatches.run` has returned or thrown, when asked (`stopAfter()`): the batch waits
+ *    there (`after`), its step's transaction still open (its rows locked, nothing committed), so a
+ *    transaction held open across the batch (the spec's held actions) ends before the step goes on:
+ *    the next step (another batch, or the request's completion: late children, the tombstoned
+ *    parent's DELETE) always sees it ended.
  *
  * Only the requests of the armed entity with origin `deletion` are gated; the sweeper's and any
  * other pass through. One worker, one job at a time (concurrency 1).
@@ -49,8 +57,11 @@ export interface Arrival {
 export class BatchGate {
   private armedEntity: string | undefined;
   private duringWanted = false;
+  private afterWanted = false;
   private current: { requestId: string; cursor: unknown; finished: Promise<BatchResult> } | undefined;
   private readonly arrivals: Arrival[] = [];
+  /** Arrivals handed to the test (`next`, `take`) and not yet released. */
+  private readonly handedOut = new Set<Arrival>();
 
   private constructor() {}
 
@@ -66,16 +77,27 @@ export class BatchGate {
       const finished = new Promise<BatchResult>((resolve) => (settle = resolve));
       gate.current = { requestId: request.id, cursor: progress.cursor, finished };
       await gate.arrive('batch');
+      let ended: BatchResult;
+      let value: Awaited<ReturnType<typeof run>> | undefined;
       try {
-        const result = await run(em, relation, request, progress);
-        settle({ ok: true });
-        return result;
+        value = await run(em, relation, request, progress);
+        ended = { ok: true };
       } catch (error) {
-        settle({ ok: false, error });
-        throw error;
+        ended = { ok: false, error };
+      }
+      try {
+        if (gate.afterWanted) {
+          gate.afterWanted = false;
+          await gate.arrive('after');
+        }
       } finally {
         gate.current = undefined;
+        settle(ended);
       }
+      if (!ended.ok) {
+        throw ended.error;
+      }
+      return value!;
     };
     const hoister = app.module.get(ValidationHoister, { strict: false });
     const assertDeletable = hoister.assertDeletable.bind(hoister);
@@ -114,6 +136,7 @@ export class BatchGate {
   disarm(): void {
     this.armedEntity = undefined;
     this.duringWanted = false;
+    this.afterWanted = false;
     for (const arrival of this.arrivals.splice(0)) {
       arrival.release();
     }
@@ -124,14 +147,58 @@ export class BatchGate {
     this.duringWanted = true;
   }
 
+  /**
+   * Stops gating and lets every batch go, those the test has taken and not released included (a
+   * case that broke between taking a batch and releasing it would leave that batch's step, and the
+   * request row it locks, waiting for ever).
+   */
+  abandon(): void {
+    this.disarm();
+    for (const arrival of [...this.handedOut]) {
+      arrival.release();
+    }
+  }
+
   /** Withdraws a `stopDuring()` the batch did not reach. */
   cancelDuring(): void {
     this.duringWanted = false;
   }
 
+  /**
+   * The next released batch stops again once it has ended (returned or thrown), before its step's
+   * transaction goes on (`after`); call after any `disarm()` for it.
+   */
+  stopAfter(): void {
+    this.afterWanted = true;
+  }
+
+  /** A waiting arrival of `kind`, taken from the gate, if there is one now. */
+  take(kind: Arrival['kind']): Arrival | undefined {
+    const at = this.arrivals.findIndex((a) => a.kind === kind);
+    return at >= 0 ? this.handOut(at) : undefined;
+  }
+
   private arrive(kind: Arrival['kind']): Promise<void> {
     const current = this.current!;
-    return new Promise<void>((release) => this.arrivals.push({ kind, requestId: current.requestId, cursor: current.cursor, release, finished: current.finished }));
+    return new Promise<void>((resolve) => {
+      const arrival: Arrival = {
+        kind,
+        requestId: current.requestId,
+        cursor: current.cursor,
+        release: () => {
+          this.handedOut.delete(arrival);
+          resolve();
+        },
+        finished: current.finished,
+      };
+      this.arrivals.push(arrival);
+    });
+  }
+
+  private handOut(at: number): Arrival {
+    const arrival = this.arrivals.splice(at, 1)[0]!;
+    this.handedOut.add(arrival);
+    return arrival;
   }
 
   /**
@@ -143,11 +210,11 @@ export class BatchGate {
     for (let i = 0; ; i++) {
       const at = this.arrivals.findIndex((a) => a.kind === kind);
       if (at >= 0) {
-        return this.arrivals.splice(at, 1)[0];
+        return this.handOut(at);
       }
       if (i % 4 === 0 && (await stop())) {
         const late = this.arrivals.findIndex((a) => a.kind === kind);
-        return late >= 0 ? this.arrivals.splice(late, 1)[0] : undefined;
+        return late >= 0 ? this.handOut(late) : undefined;
       }
       if (Date.now() > deadline) {
         throw new Error(`no ${kind} arrival at the batch gate within ${timeoutMs} ms`);
