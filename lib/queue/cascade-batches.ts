@@ -49,9 +49,10 @@ export class CascadeBatches {
         return { count, cursor: last === undefined ? progress.cursor : children.toJson(children.ofEntity(last)), done: page.length < size };
       }
       case 'deleteAllAsync': {
-        // Keyset batches, as destroyAsync's: each starts after the last key the previous one chose.
-        const after = progress.cursor === null || progress.cursor === undefined ? undefined : children.fromJson(progress.cursor);
-        const cursorAt = (last: unknown) => (last === undefined ? progress.cursor : children.toJson(last));
+        // Keyset batches, as destroyAsync's: each starts after the last key the previous one chose,
+        // kept as the key's text (compared in SQL as the column's type).
+        const after = progress.cursor === null || progress.cursor === undefined ? undefined : String(progress.cursor);
+        const cursorAt = (last: string | undefined) => last ?? progress.cursor;
         if (this.registry.hasValidators(relation.childMeta)) {
           const checks = this.hoister.ownRowChecks(em, relation.childMeta);
           if (checks) {
@@ -65,7 +66,7 @@ export class CascadeBatches {
           const keys = await statements.nextKeys(em, parentIds, size, after);
           await this.hoister.assertDeletable(em, { meta: relation.childMeta, ids: keys, path }, { descend: false });
           const count = await statements.deleteKeys(em, parentIds, keys);
-          return { count, cursor: cursorAt(keys.at(-1)), done: keys.length < size };
+          return { count, cursor: cursorAt(keys.length === 0 ? undefined : String(children.toJson(keys.at(-1)))), done: keys.length < size };
         }
         const batch = await statements.deleteNextBatch(em, parentIds, size, after);
         return { count: batch.deleted, cursor: cursorAt(batch.last), done: batch.batch < size };

@@ -225,11 +225,26 @@ function columnFromJson(column: KeyColumn, value: unknown): unknown {
     case 'integer':
       return Number(value);
     case 'bigint':
-      return column.js === 'bigint' ? BigInt(String(value)) : column.js === 'number' ? Number(value) : String(value);
+      return column.js === 'bigint' ? BigInt(String(value)) : column.js === 'number' ? safeNumber(column, value) : String(value);
     case 'uuid':
     case 'string':
       return String(value);
   }
+}
+
+/**
+ * A bigint column mapped to a JavaScript number, read back: a value past 2^53 would come back as
+ * another key (rounded), so every statement keyed on it could touch the wrong row. Refused.
+ */
+function safeNumber(column: KeyColumn, value: unknown): number {
+  const n = Number(value);
+  if (!Number.isSafeInteger(n) || String(n) !== String(value)) {
+    throw new Error(
+      `The key ${column.property} holds ${String(value)}, which a JavaScript number cannot represent exactly (it is mapped to number): ` +
+        `map the bigint column as bigint or string (new BigIntType('bigint') or new BigIntType('string')).`,
+    );
+  }
+  return n;
 }
 
 function bindColumn(column: KeyColumn, value: unknown): unknown {

@@ -39,14 +39,16 @@ export class RelationStatements {
    * The children after `after` in key order (exclusive), all of them when undefined: a keyset batch
    * starts there, so it does not step over the rows earlier batches deleted (PostgreSQL keeps their
    * index entries until a vacuum, and a scan from the start reads them all again, every batch).
+   * `after` is the key's text as PostgreSQL prints it, compared as the column's own type (never a
+   * JavaScript number, which cannot hold every bigint).
    */
-  private childrenAfter(em: EntityManager, parentIds: readonly unknown[], after: unknown) {
+  private childrenAfter(em: EntityManager, parentIds: readonly unknown[], after: string | undefined) {
     const rows = this.children(em, parentIds);
     if (after === undefined) {
       return rows;
     }
     const { table, where } = rows;
-    return { ...rows, where: { sql: `${where.sql} and ${singleKey(table, 'v')} > ?`, params: [...where.params, ...table.keys.bind(after)] } };
+    return { ...rows, where: { sql: `${where.sql} and ${singleKey(table, 'v')} > ?`, params: [...where.params, after] } };
   }
 
   /** How many children (for `restrict`); pivot rows for a many-to-many relation. */
@@ -105,7 +107,7 @@ export class RelationStatements {
    * The keys of the next `limit` children in key order after `after` (exclusive; from the first
    * when undefined), locked: the rows a `deleteAllAsync` batch deletes.
    */
-  async nextKeys(em: EntityManager, parentIds: readonly unknown[], limit: number, after?: unknown): Promise<unknown[]> {
+  async nextKeys(em: EntityManager, parentIds: readonly unknown[], limit: number, after?: string): Promise<unknown[]> {
     const { table, from, where } = this.childrenAfter(em, parentIds, after);
     // Locked: the validators that run next see these rows as they will be deleted (a row flagged or
     // moved meanwhile waits, and is re-checked).
@@ -133,7 +135,7 @@ export class RelationStatements {
    * chosen row another transaction moved to another parent, or deleted, meanwhile is re-checked and
    * left, so `deleted` alone cannot say whether the walk is over) and the last key chosen.
    */
-  async deleteNextBatch(em: EntityManager, parentIds: readonly unknown[], limit: number, after?: unknown): Promise<{ batch: number; deleted: number; last: unknown }> {
+  async deleteNextBatch(em: EntityManager, parentIds: readonly unknown[], limit: number, after?: string): Promise<{ batch: number; deleted: number; last: string | undefined }> {
     const { table, where } = this.children(em, parentIds);
     const next = this.childrenAfter(em, parentIds, after);
     const key = singleKey(table, 'v');
@@ -144,7 +146,7 @@ export class RelationStatements {
       `gone as (delete from ${table.name} as v where ${where.sql} and ${key} = any(array(select b.${quote('k0')} from b)) returning 1) ` +
       `select (select count(*) from b) as batch, (select count(*) from gone) as deleted, ${lastOf('b')}`;
     const [row] = await query<{ batch: string; deleted: string }>(em, sql, [...next.where.params, limit, ...where.params]);
-    return { batch: Number(row?.batch ?? 0), deleted: Number(row?.deleted ?? 0), last: lastKey(table, row) };
+    return { batch: Number(row?.batch ?? 0), deleted: Number(row?.deleted ?? 0), last: lastKey(row) };
   }
 
   /**
@@ -159,8 +161,8 @@ export class RelationStatements {
     parentIds: readonly unknown[],
     limit: number,
     checks: readonly SqlFragment[],
-    after?: unknown,
-  ): Promise<{ batch: number; blocked: number; deleted: number; last: unknown }> {
+    after?: string,
+  ): Promise<{ batch: number; blocked: number; deleted: number; last: string | undefined }> {
     const { table, from, where } = this.childrenAfter(em, parentIds, after);
     const blocked = checks.length === 0 ? 'false' : checks.map((check) => `coalesce(${check.sql}, false)`).join(' or ');
     // The locked rows by key, through an array (a join lets the planner hash the batch against a
@@ -174,7 +176,7 @@ export class RelationStatements {
       `gone as (delete from ${table.name} as d ${locked} and not exists (select 1 from b where b.blocked) returning 1) ` +
       `select (select count(*) from b) as batch, (select count(*) from b where b.blocked) as blocked, (select count(*) from gone) as deleted, ${lastOf('b')}`;
     const [row] = await query<{ batch: string; blocked: string; deleted: string }>(em, sql, [...checks.flatMap((check) => check.params), ...where.params, limit]);
-    return { batch: Number(row?.batch ?? 0), blocked: Number(row?.blocked ?? 0), deleted: Number(row?.deleted ?? 0), last: lastKey(table, row) };
+    return { batch: Number(row?.batch ?? 0), blocked: Number(row?.blocked ?? 0), deleted: Number(row?.deleted ?? 0), last: lastKey(row) };
   }
 
   /**
@@ -259,12 +261,13 @@ function singleKey(table: EntityTable, alias: string): string {
   return columns[0]!;
 }
 
-/** The last key of a batch `b` (its column `k0`), selected as `"k0"` for `lastKey`. */
+/** The last key of a batch `b` (its column `k0`) as text, selected as `"last"` for `lastKey`. */
 function lastOf(batch: string): string {
-  return `(select ${batch}.${quote('k0')} from ${batch} order by 1 desc limit 1) as ${quote('k0')}`;
+  return `(select ${batch}.${quote('k0')}::text from ${batch} order by ${batch}.${quote('k0')} desc limit 1) as ${quote('last')}`;
 }
 
-/** The last key a batch statement chose, undefined when it chose none. */
-function lastKey(table: EntityTable, row: Record<string, unknown> | undefined): unknown {
-  return row && row['k0'] !== null && row['k0'] !== undefined ? table.keys.fromRow(row, 'k') : undefined;
+/** The text of the last key a batch statement chose, undefined when it chose none. */
+function lastKey(row: Record<string, unknown> | undefined): string | undefined {
+  const last = row?.['last'];
+  return last === null || last === undefined ? undefined : String(last);
 }
