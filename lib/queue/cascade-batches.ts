@@ -63,10 +63,10 @@ export class CascadeBatches {
             // Refused: nothing was deleted; the full checks below name the blockers, and throw.
           }
           // Exactly the rows the validators pass are deleted, and only while they still belong here.
-          const keys = await statements.nextKeys(em, parentIds, size, after);
+          const { keys, last } = await statements.nextKeys(em, parentIds, size, after);
           await this.hoister.assertDeletable(em, { meta: relation.childMeta, ids: keys, path }, { descend: false });
           const count = await statements.deleteKeys(em, parentIds, keys);
-          return { count, cursor: cursorAt(keys.length === 0 ? undefined : String(children.toJson(keys.at(-1)))), done: keys.length < size };
+          return { count, cursor: cursorAt(last), done: keys.length < size };
         }
         const batch = await statements.deleteNextBatch(em, parentIds, size, after);
         return { count: batch.deleted, cursor: cursorAt(batch.last), done: batch.batch < size };

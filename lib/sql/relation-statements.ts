@@ -4,7 +4,7 @@ import { EntityKeys } from './entity-keys.js';
 import { EntityTable, quote } from './entity-table.js';
 import { propertyOf } from './metadata.js';
 import { count, query, run } from './execute.js';
-import { rowsUnder, type SqlFragment } from './rows-under.js';
+import { rowsUnder, type RowsUnder, type SqlFragment } from './rows-under.js';
 
 /**
  * The statements a policy issues for one relation and a set of parent keys. Each names the child
@@ -43,12 +43,7 @@ export class RelationStatements {
    * JavaScript number, which cannot hold every bigint).
    */
   private childrenAfter(em: EntityManager, parentIds: readonly unknown[], after: string | undefined) {
-    const rows = this.children(em, parentIds);
-    if (after === undefined) {
-      return rows;
-    }
-    const { table, where } = rows;
-    return { ...rows, where: { sql: `${where.sql} and ${singleKey(table, 'v')} > ?`, params: [...where.params, after] } };
+    return startingAfter(this.children(em, parentIds), after);
   }
 
   /** How many children (for `restrict`); pivot rows for a many-to-many relation. */
@@ -105,17 +100,18 @@ export class RelationStatements {
 
   /**
    * The keys of the next `limit` children in key order after `after` (exclusive; from the first
-   * when undefined), locked: the rows a `deleteAllAsync` batch deletes.
+   * when undefined), locked: the rows a `deleteAllAsync` batch deletes; `last`: the last one's text.
    */
-  async nextKeys(em: EntityManager, parentIds: readonly unknown[], limit: number, after?: string): Promise<unknown[]> {
+  async nextKeys(em: EntityManager, parentIds: readonly unknown[], limit: number, after?: string): Promise<{ keys: unknown[]; last: string | undefined }> {
     const { table, from, where } = this.childrenAfter(em, parentIds, after);
     // Locked: the validators that run next see these rows as they will be deleted (a row flagged or
     // moved meanwhile waits, and is re-checked).
-    const rows = await query(em, `select ${table.selectKey('v', 'k')} from ${from} where ${where.sql} order by ${table.keyColumns('v').join(', ')} limit ? for update of v`, [
-      ...where.params,
-      limit,
-    ]);
-    return rows.map((row) => table.keys.fromRow(row, 'k'));
+    const rows = await query(
+      em,
+      `select ${table.selectKey('v', 'k')}, ${singleKey(table, 'v')}::text as ${quote('last')} from ${from} where ${where.sql} order by ${table.keyColumns('v').join(', ')} limit ? for update of v`,
+      [...where.params, limit],
+    );
+    return { keys: rows.map((row) => table.keys.fromRow(row, 'k')), last: lastKey(rows.at(-1)) };
   }
 
   /**
@@ -136,8 +132,9 @@ export class RelationStatements {
    * left, so `deleted` alone cannot say whether the walk is over) and the last key chosen.
    */
   async deleteNextBatch(em: EntityManager, parentIds: readonly unknown[], limit: number, after?: string): Promise<{ batch: number; deleted: number; last: string | undefined }> {
-    const { table, where } = this.children(em, parentIds);
-    const next = this.childrenAfter(em, parentIds, after);
+    const rows = this.children(em, parentIds);
+    const { table, where } = rows;
+    const next = startingAfter(rows, after);
     const key = singleKey(table, 'v');
     // The batch goes through an array: chosen once and its rows found by key, where `in (select ...)`
     // lets the planner hash-join it against a scan of every child of the parent, on every batch.
@@ -259,6 +256,15 @@ function singleKey(table: EntityTable, alias: string): string {
     throw new Error(`${table.meta.className}: a deleteAllAsync batch needs a single-column primary key.`);
   }
   return columns[0]!;
+}
+
+/** `rows` narrowed to the keys after `after` (the key's text, compared as the column's type). */
+function startingAfter(rows: RowsUnder, after: string | undefined): RowsUnder {
+  if (after === undefined) {
+    return rows;
+  }
+  const { table, where } = rows;
+  return { ...rows, where: { sql: `${where.sql} and ${singleKey(table, 'v')} > ?`, params: [...where.params, after] } };
 }
 
 /** The last key of a batch `b` (its column `k0`) as text, selected as `"last"` for `lastKey`. */

@@ -1,4 +1,4 @@
-import type { EntityManager, EntityMetadata } from '@mikro-orm/core';
+import type { EntityDictionary, EntityManager, EntityMetadata } from '@mikro-orm/core';
 import type { RelationPolicy } from '../registry/policy-registry.js';
 import { EntityTable } from './entity-table.js';
 import { propertyOf } from './metadata.js';
@@ -34,8 +34,8 @@ function databaseValue(em: EntityManager, requests: EntityMetadata, name: string
  */
 export async function lockRequest<T extends object>(em: EntityManager, requests: EntityMetadata<T>, id: string): Promise<T | null> {
   const table = EntityTable.of(em, requests);
-  const [row] = await query(em, `select * from ${table.name} where ${table.column('id')} = ? for update`, [id]);
-  return row ? em.map(requests.class, row as never) : null;
+  const [row] = await query<EntityDictionary<T>>(em, `select * from ${table.name} where ${table.column('id')} = ? for update`, [id]);
+  return row ? em.map(requests.class, row) : null;
 }
 
 /**

@@ -20,7 +20,7 @@ async function destroyThenArm(effect: { trigger: number; sql: string }): Promise
 }
 
 /**
- * deleteAllAsync with validators: `nextKeys` → validators → `deleteBatch(keys)`, in one transaction
+ * deleteAllAsync with validators: `nextKeys` → validators → `deleteKeys(keys)`, in one transaction
  * per batch. Another transaction tries to flag a row between the validators and the DELETE (an
  * instance validator runs its statement on its own connection while the batch is checking). The
  * batch locked its rows before checking them, so the flag cannot commit under its checks.
