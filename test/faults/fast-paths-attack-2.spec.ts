@@ -208,11 +208,7 @@ describe('lean destroy(): the key-only lock against the findOne path', () => {
   const count = async (table: string, where = 'true', p: unknown[] = []) => Number((await sql(`select count(*)::int as n from ${table} where ${where}`, p))[0]!.n);
 
   beforeAll(async () => {
-    await createTestDatabase(DATABASE);
-    const client = new pg.Client({ connectionString: databaseUrl(DATABASE) });
-    await client.connect();
-    await client.query('create extension if not exists citext');
-    await client.end();
+    await createTestDatabase(DATABASE, { extensions: ['citext'] });
     app = await createDeletionTestApp({
       database: DATABASE,
       keepSchema: true,

@@ -16,7 +16,7 @@ export function databaseUrl(name: string): string {
  * Creates an empty database of its own for one test file, so files run in parallel without
  * seeing each other's rows. Drops a leftover of the same name first.
  */
-export async function createTestDatabase(name: string): Promise<string> {
+export async function createTestDatabase(name: string, options: { extensions?: readonly string[] } = {}): Promise<string> {
   const client = new pg.Client({ connectionString: DATABASE_URL });
   await client.connect();
   try {
@@ -24,6 +24,18 @@ export async function createTestDatabase(name: string): Promise<string> {
     await client.query(`create database "${name}"`);
   } finally {
     await client.end();
+  }
+  if (options.extensions?.length) {
+    // Before MikroORM creates tables whose columns use them (citext, …).
+    const database = new pg.Client({ connectionString: databaseUrl(name) });
+    await database.connect();
+    try {
+      for (const extension of options.extensions) {
+        await database.query(`create extension if not exists "${extension}"`);
+      }
+    } finally {
+      await database.end();
+    }
   }
   return name;
 }

@@ -1,9 +1,8 @@
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from '@jest/globals';
 import { EntitySchema } from '@mikro-orm/core';
-import pg from 'pg';
 import { definePolicy } from '../../../lib/index.js';
 import { createDeletionTestApp, type DeletionTestApp } from '../../support/deletion-test-app.js';
-import { createTestDatabase, databaseUrl } from '../../support/services.js';
+import { createTestDatabase } from '../../support/services.js';
 import { HookCalls, intId, named, type Row } from './direct-removal-support.js';
 
 /**
@@ -35,12 +34,7 @@ let app: DeletionTestApp;
 const sql = (q: string, p: unknown[] = []) => app.em().getConnection().execute<Record<string, unknown>[]>(q, p);
 
 beforeAll(async () => {
-  // citext needs its extension before MikroORM creates the tables.
-  await createTestDatabase(DATABASE);
-  const client = new pg.Client({ connectionString: databaseUrl(DATABASE) });
-  await client.connect();
-  await client.query('create extension if not exists citext');
-  await client.end();
+  await createTestDatabase(DATABASE, { extensions: ['citext'] });
   app = await createDeletionTestApp({
     database: DATABASE,
     keepSchema: true,
